@@ -1,0 +1,158 @@
+"""params.yaml validated into one typed, frozen config.
+
+Defaults live in params.yaml alone: every key must be there, an unknown key, a wrong type or
+a value outside the allowed set fails with one line naming the key and what is allowed,
+before any stage starts work.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import yaml
+
+from dcgan.data.sources import parse_dataset
+from dcgan.errors import UserError
+
+LOSS_NAMES = ("bce", "mse", "hinge", "wgan-gp")
+
+
+class ConfigError(UserError):
+    """A params value that does not validate."""
+
+
+def _rule(*, choices: tuple = (), minimum: float | None = None,
+          check: Callable[[Any], Any] | None = None) -> Any:
+    """A dataclass field (no default: defaults live in params.yaml) with validation rules."""
+    return field(metadata={"choices": choices, "minimum": minimum, "check": check})
+
+
+@dataclass(frozen=True)
+class DownloadParams:
+    """``download:`` stage params."""
+
+    # Directory or URL base holding the upstream files, for air-gapped machines
+    # (the environment variable DCGAN_MIRROR is used when this is null).
+    mirror: Optional[str] = _rule()
+
+
+@dataclass(frozen=True)
+class PreprocessParams:
+    """``preprocess:`` stage params."""
+
+    image_size: Optional[int] = _rule(minimum=8)  # null: 28 for IDX, 64 for image folders
+    channels: Optional[int] = _rule(choices=(1, 3))  # null: 1 for IDX, 3 for image folders
+    max_images: Optional[int] = _rule(minimum=1)  # null: all; else a seeded subset of train
+
+
+@dataclass(frozen=True)
+class Params:
+    """All of params.yaml."""
+
+    dataset: str = _rule(check=parse_dataset)
+    loss: str = _rule(choices=LOSS_NAMES)
+    seed: int = _rule(minimum=0)
+    download: DownloadParams = _rule()
+    preprocess: PreprocessParams = _rule()
+
+
+_TYPE_WORDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+
+
+def _coerce(tp: Any, value: Any, key: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; return it (ints widened to float)."""
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) in (typing.Union, types.UnionType) and type(None) in args:
+        if value is None:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _coerce(inner, value, key)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, key)
+    ok = isinstance(value, tp) and not (tp is not bool and isinstance(value, bool))
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not ok:
+        raise ConfigError(f"{key}: expected {_TYPE_WORDS[tp]}, got {value!r}")
+    return value
+
+
+def _check_rules(meta: typing.Mapping[str, Any], value: Any, key: str) -> None:
+    if value is None:
+        return
+    if meta.get("choices") and value not in meta["choices"]:
+        allowed = ", ".join(str(c) for c in meta["choices"])
+        raise ConfigError(f"{key}: unknown value {value!r}; allowed: {allowed}")
+    if meta.get("minimum") is not None and value < meta["minimum"]:
+        raise ConfigError(f"{key}: must be >= {meta['minimum']}, got {value!r}")
+    if meta.get("check"):
+        try:
+            meta["check"](value)
+        except ValueError as err:
+            raise ConfigError(f"{key}: {err}") from None
+
+
+def _build(cls: type, data: Any, prefix: str) -> Any:
+    where = prefix or "params"
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping of keys, got {data!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    for key in data:
+        if key not in fields:
+            raise ConfigError(f"{prefix + '.' if prefix else ''}{key}: unknown key; "
+                              f"allowed in {where}: {', '.join(fields)}")
+    values = {}
+    for name, f in fields.items():
+        key = f"{prefix}.{name}" if prefix else name
+        if name not in data:
+            raise ConfigError(f"{key}: missing; add it to params.yaml")
+        values[name] = _coerce(hints[name], data[name], key)
+        _check_rules(f.metadata, values[name], key)
+    return cls(**values)
+
+
+def _set_dotted(data: dict, dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    node = data
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[leaf] = value
+
+
+def load_params(path: str | Path = "params.yaml",
+                overrides: dict[str, Any] | None = None) -> Params:
+    """Read, override (dotted keys, e.g. ``{"train.epochs": 1}``) and validate params."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: not found; run from the repo root or pass --params") from None
+    except yaml.YAMLError as err:
+        line = getattr(getattr(err, "problem_mark", None), "line", None)
+        at = f" (line {line + 1})" if line is not None else ""
+        raise ConfigError(f"{path}: not valid YAML{at}; fix the syntax") from None
+    for dotted, value in (overrides or {}).items():
+        _set_dotted(data, dotted, value)
+    try:
+        return _build(Params, data, "")
+    except ConfigError as err:
+        raise ConfigError(f"{path.name}: {err}") from None
+
+
+def flatten(params: Any, prefix: str = "") -> dict[str, Any]:
+    """Flatten a params dataclass to ``{"section.key": value}`` (for trackers and reports)."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(params):
+        value = getattr(params, f.name)
+        key = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value):
+            out.update(flatten(value, key + "."))
+        else:
+            out[key] = value
+    return out

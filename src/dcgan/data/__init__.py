@@ -1,0 +1,1 @@
+"""Data sets: sources, downloads, readers (IDX, image folders) and preprocessing."""

@@ -1,0 +1,76 @@
+"""Safe archive extraction: entries that would land outside the target are refused.
+
+zipfile has no equivalent of tarfile's extraction filters and only *rewrites* unsafe names
+(it drops ``..`` and leading ``/``), so a hostile or broken archive would be silently
+reshaped; we refuse it instead, with the entry named. tar members get the same check and
+then ``filter="data"`` as a second line of defence.
+"""
+
+from __future__ import annotations
+
+import shutil
+import stat
+import tarfile
+import zipfile
+from pathlib import Path, PurePosixPath
+
+from tqdm import tqdm
+
+from dcgan.errors import UserError
+
+
+def _check_member(archive: Path, name: str, is_link: bool) -> PurePosixPath:
+    """Return the safe relative path of an entry, or raise naming the offending entry."""
+    normalized = name.replace("\\", "/")
+    rel = PurePosixPath(normalized)
+    if is_link:
+        raise UserError(f"{archive}: refusing link entry {name!r}; re-download the archive")
+    if normalized.startswith("/") or (rel.parts and ":" in rel.parts[0]):
+        raise UserError(f"{archive}: refusing absolute path entry {name!r}; re-download the archive")
+    if ".." in rel.parts:
+        raise UserError(f"{archive}: refusing entry {name!r} that escapes the target folder; "
+                        "re-download the archive")
+    return rel
+
+
+def _extract_zip(archive: Path, dest: Path) -> None:
+    with zipfile.ZipFile(archive) as zf:
+        members = zf.infolist()
+        for info in members:  # check everything before writing anything
+            mode = info.external_attr >> 16
+            _check_member(archive, info.filename, stat.S_ISLNK(mode))
+        for info in tqdm(members, desc=f"extract {archive.name}", unit="file", leave=False):
+            target = dest / _check_member(archive, info.filename, False)
+            if info.is_dir():
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(info) as src, open(target, "wb") as out:
+                shutil.copyfileobj(src, out)
+
+
+def _extract_tar(archive: Path, dest: Path) -> None:
+    with tarfile.open(archive) as tf:
+        members = tf.getmembers()
+        for m in members:
+            _check_member(archive, m.name, m.issym() or m.islnk())
+        tf.extractall(dest, members=members, filter="data")
+
+
+def extract(archive: str | Path, dest: str | Path) -> None:
+    """Extract a zip or tar archive (any compression tarfile reads) into ``dest``.
+
+    Raises:
+        UserError: the archive is corrupt, of an unknown kind, or has an unsafe entry.
+    """
+    archive, dest = Path(archive), Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        if zipfile.is_zipfile(archive):
+            _extract_zip(archive, dest)
+        elif tarfile.is_tarfile(archive):
+            _extract_tar(archive, dest)
+        else:
+            raise UserError(f"{archive}: not a zip or tar archive; re-download it")
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as err:
+        raise UserError(f"{archive}: corrupt archive ({err}); delete it and re-download") from None

@@ -1,0 +1,83 @@
+"""Image folders: one sub-folder per class (or flat, unlabelled), optional train/val splits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from PIL import Image, UnidentifiedImageError
+from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
+from torchvision.transforms.v2 import functional as TF
+from tqdm import tqdm
+
+from dcgan.errors import UserError
+
+# Held-out split folder names, in order of preference, and the split name we store them as.
+HELD_OUT = (("val", "val"), ("valid", "val"), ("test", "test"))
+
+
+def find_splits(root: str | Path) -> dict[str, Path]:
+    """``{"train": dir, "val"|"test": dir}`` when ``root`` has ``train/``, else ``{"train": root}``."""
+    root = Path(root)
+    if not (root / "train").is_dir():
+        return {"train": root}
+    splits = {"train": root / "train"}
+    for folder, split in HELD_OUT:
+        if (root / folder).is_dir():
+            splits[split] = root / folder
+            break
+    return splits
+
+
+def _is_image(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in IMG_EXTENSIONS
+
+
+def list_images(folder: Path, classes: list[str] | None = None) -> tuple[list[tuple[Path, int]], list[str]]:
+    """Image files under ``folder`` with labels, and the class names (empty when flat).
+
+    Args:
+        folder: a split folder.
+        classes: the train split's classes, so held-out labels use the same indices.
+
+    Raises:
+        UserError: no images, or a held-out class that train does not have.
+    """
+    subdirs = [d for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")]
+    if subdirs:
+        found, _ = find_classes(folder)
+        classes = classes if classes is not None else found
+        extra = sorted(set(found) - set(classes))
+        if extra:
+            raise UserError(f"{folder}: classes {extra} are not in the train split")
+        samples = make_dataset(folder, {c: i for i, c in enumerate(classes)},
+                               extensions=IMG_EXTENSIONS, allow_empty=True)
+        items = [(Path(p), y) for p, y in samples]
+    else:
+        classes = []
+        items = [(p, -1) for p in sorted(folder.iterdir()) if _is_image(p)]
+    if not items:
+        raise UserError(f"{folder}: no images ({', '.join(IMG_EXTENSIONS)}) found")
+    return items, classes
+
+
+def load_image(path: Path, size: int, channels: int) -> torch.Tensor:
+    """Decode ``path`` to uint8 (C, size, size): shorter side resized (antialiased), center-cropped."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+            img = img.convert("RGB" if channels == 3 else "L")
+    except (UnidentifiedImageError, OSError, ValueError) as err:
+        raise UserError(f"{path}: unreadable image ({err}); remove or replace it") from None
+    x = TF.pil_to_tensor(img)
+    x = TF.resize(x, [size], antialias=True)
+    return TF.center_crop(x, [size, size])
+
+
+def load_images(items: list[tuple[Path, int]], size: int, channels: int, desc: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Load ``items`` into uint8 images (N, C, size, size) and int64 labels (N,)."""
+    images = torch.empty((len(items), channels, size, size), dtype=torch.uint8)
+    for i, (path, _) in enumerate(tqdm(items, desc=desc, unit="img", leave=False)):
+        images[i] = load_image(path, size, channels)
+    labels = torch.tensor([y for _, y in items], dtype=torch.int64)
+    return images, labels

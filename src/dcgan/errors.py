@@ -1,0 +1,25 @@
+"""One clear line for bad input: the error type every stage reports without a traceback."""
+
+from __future__ import annotations
+
+import sys
+from typing import Callable
+
+
+class UserError(Exception):
+    """A problem the user can fix (bad params, missing data, no network).
+
+    The message is one line that names the fix; stages print it and exit non-zero.
+    """
+
+
+def run_stage(main: Callable[[], None]) -> None:
+    """Run a stage's ``main()``, turning a UserError into one line on stderr and exit code 2."""
+    try:
+        main()
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("error: interrupted; outputs were not written", file=sys.stderr)
+        sys.exit(130)

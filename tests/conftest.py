@@ -1,0 +1,58 @@
+"""Shared test helpers: generated IDX files and image folders, params, the ../shared samples."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def write_idx(path: Path, array: np.ndarray, gz: bool | None = None) -> Path:
+    """Write ``array`` (uint8) as an IDX file; gzipped when the name ends in .gz."""
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    data = header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
+    gz = path.suffix == ".gz" if gz is None else gz
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(gzip.compress(data, mtime=0) if gz else data)
+    return path
+
+
+def make_idx_dir(folder: Path, n: int = 64, test: int = 0, classes: int = 10, seed: int = 0) -> Path:
+    """A folder in the MNIST layout with ``n`` train (and ``test``) random 28x28 images."""
+    rng = np.random.default_rng(seed)
+    for prefix, count in (("train", n), ("t10k", test)):
+        if count:
+            write_idx(folder / f"{prefix}-images-idx3-ubyte.gz",
+                      rng.integers(0, 256, (count, 28, 28), dtype=np.uint8))
+            write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz",
+                      (np.arange(count) % classes).astype(np.uint8))
+    return folder
+
+
+def make_image_folder(root: Path, classes=("cat", "dog"), per_class: int = 3,
+                      size=(40, 30), splits=("train", "val")) -> Path:
+    """An image folder ``root/<split>/<class>/*.png`` (or ``root/<class>`` when splits is empty)."""
+    rng = np.random.default_rng(0)
+    for split in splits or ("",):
+        for c in classes:
+            d = root / split / c
+            d.mkdir(parents=True, exist_ok=True)
+            for i in range(per_class):
+                px = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+                Image.fromarray(px).save(d / f"{c}_{i}.png")
+    return root
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """../shared/data, or skip: the samples live beside the repo, never inside it."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"{SHARED_DATA} absent (sample data sits beside the repo, not in it)")
+    return SHARED_DATA

@@ -1,0 +1,72 @@
+"""params.yaml validation: every bad value fails with one line naming the key."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from dcgan.config import ConfigError, flatten, load_params
+from conftest import REPO
+
+PARAMS = REPO / "params.yaml"
+
+
+def test_repo_params_load():
+    params = load_params(PARAMS)
+    assert params.dataset == "fashion-mnist" and params.loss == "bce"
+    assert flatten(params)["preprocess.max_images"] is None
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"loss": "wasserstein"}, "loss: unknown value 'wasserstein'; allowed: bce, mse, hinge, wgan-gp"),
+    ({"dataset": "cifar10"}, "dataset: unknown value 'cifar10'; allowed: fashion-mnist, mnist, "
+                             "animal-faces, idx:<dir>, folder:<dir>"),
+    ({"dataset": "idx:"}, "dataset: 'idx:' needs a directory"),
+    ({"dataset": 3}, "dataset: expected a string"),
+    ({"seed": "zero"}, "seed: expected an integer, got 'zero'"),
+    ({"seed": True}, "seed: expected an integer, got True"),
+    ({"seed": 1.5}, "seed: expected an integer, got 1.5"),
+    ({"seed": -1}, "seed: must be >= 0"),
+    ({"preprocess.channels": 2}, "preprocess.channels: unknown value 2; allowed: 1, 3"),
+    ({"preprocess.max_images": 0}, "preprocess.max_images: must be >= 1"),
+    ({"preprocess.colour": 3}, "preprocess.colour: unknown key; allowed in preprocess: "
+                               "image_size, channels, max_images"),
+    ({"epochz": 3}, "epochz: unknown key; allowed in params:"),
+    ({"preprocess": 5}, "preprocess: expected a mapping"),
+])
+def test_bad_values_fail_with_one_line(overrides, message):
+    with pytest.raises(ConfigError) as err:
+        load_params(PARAMS, overrides)
+    text = str(err.value)
+    assert text.startswith("params.yaml: ") and message in text
+    assert "\n" not in text
+
+
+def test_missing_key_and_bad_yaml(tmp_path):
+    data = yaml.safe_load(PARAMS.read_text())
+    del data["preprocess"]["max_images"]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match="preprocess.max_images: missing"):
+        load_params(tmp_path / "params.yaml")
+    (tmp_path / "params.yaml").write_text("dataset: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_params(tmp_path / "params.yaml")
+
+
+def test_stage_rejects_bad_params_before_work(tmp_path):
+    """A stage with a bad value prints one error line, exits non-zero and writes nothing."""
+    data = yaml.safe_load(PARAMS.read_text())
+    data["dataset"] = "imagenet"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(data))
+    out = tmp_path / "raw"
+    proc = subprocess.run([sys.executable, str(REPO / "stages" / "download.py"),
+                           "--params", str(tmp_path / "params.yaml"), "--out", str(out)],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "error: params.yaml: dataset: unknown value 'imagenet'; allowed: fashion-mnist, mnist, "
+        "animal-faces, idx:<dir>, folder:<dir>"]
+    assert not out.exists()

@@ -1,0 +1,94 @@
+"""Preprocessing: exact scaling, IDX and image-folder sources, subsets, corrupt input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from dcgan.config import PreprocessParams
+from dcgan.data.download import download
+from dcgan.data.prepare import load_meta, load_split, preprocess, scale
+from dcgan.data.sources import parse_dataset
+from dcgan.errors import UserError
+from conftest import make_idx_dir, make_image_folder, write_idx
+
+AUTO = PreprocessParams(image_size=None, channels=None, max_images=None)
+
+
+def _prepare(tmp_path, spec, params=AUTO, seed=0):
+    download(parse_dataset(spec), tmp_path / "raw")
+    preprocess(tmp_path / "raw", tmp_path / "prepared", params, seed)
+    return tmp_path / "prepared"
+
+
+def test_scaling_is_exact_at_both_ends():
+    x = scale(torch.tensor([0, 1, 127, 128, 254, 255], dtype=torch.uint8))
+    assert x.dtype == torch.float32
+    assert x[0].item() == -1.0 and x[-1].item() == 1.0
+    assert torch.all(x[1:] > x[:-1])
+
+
+def test_idx_source_end_to_end(tmp_path):
+    src = make_idx_dir(tmp_path / "src", n=30, test=10)
+    pixels = np.zeros((30, 28, 28), np.uint8)
+    pixels[0, 0, 0], pixels[0, 0, 1] = 0, 255
+    write_idx(src / "train-images-idx3-ubyte.gz", pixels)
+    prepared = _prepare(tmp_path, f"idx:{src}")
+    x, y = load_split(prepared, "train")
+    assert x.shape == (30, 1, 28, 28) and x.dtype == torch.float32
+    assert x[0, 0, 0, 0].item() == -1.0 and x[0, 0, 0, 1].item() == 1.0
+    assert load_split(prepared, "test")[0].shape == (10, 1, 28, 28)
+    meta = load_meta(prepared)
+    assert meta["splits"]["train"]["count"] == 30 and meta["classes"] == [str(i) for i in range(10)]
+    assert len(meta["source_sha256"]) == 64
+
+
+def test_image_folder_with_splits_and_resize(tmp_path):
+    src = make_image_folder(tmp_path / "src", classes=("cat", "dog", "wild"), per_class=2)
+    prepared = _prepare(tmp_path, f"folder:{src}", PreprocessParams(32, None, None))
+    x, y = load_split(prepared, "train")
+    assert x.shape == (6, 3, 32, 32) and x.min() >= -1 and x.max() <= 1
+    assert y.tolist() == [0, 0, 1, 1, 2, 2]
+    assert load_split(prepared, "val")[0].shape == (6, 3, 32, 32)
+    assert load_meta(prepared)["classes"] == ["cat", "dog", "wild"]
+
+
+def test_flat_folder_is_unlabelled_and_grayscale_option(tmp_path):
+    src = make_image_folder(tmp_path / "src", classes=("",), per_class=4, splits=())
+    prepared = _prepare(tmp_path, f"folder:{src}", PreprocessParams(16, 1, None))
+    x, y = load_split(prepared, "train")
+    assert x.shape == (4, 1, 16, 16) and y.tolist() == [-1] * 4
+    assert load_meta(prepared)["classes"] == []
+
+
+def test_max_images_subset_is_deterministic_by_seed(tmp_path):
+    src = make_idx_dir(tmp_path / "src", n=50)
+    params = PreprocessParams(None, None, 20)
+    runs = [_prepare(tmp_path / f"r{i}", f"idx:{src}", params, seed) for i, seed in enumerate((1, 1, 2))]
+    a, b, c = (load_split(p)[0] for p in runs)
+    assert a.shape[0] == 20 and torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_unreadable_image_named_and_no_output(tmp_path):
+    src = make_image_folder(tmp_path / "src", per_class=2, splits=("train",))
+    (src / "train" / "cat" / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
+    download(parse_dataset(f"folder:{src}"), tmp_path / "raw")
+    with pytest.raises(UserError, match=r"broken\.jpg: unreadable image"):
+        preprocess(tmp_path / "raw", tmp_path / "prepared", AUTO, 0)
+    assert not (tmp_path / "prepared").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp left
+
+
+def test_shared_fashion_sample(tmp_path, shared_data):
+    prepared = _prepare(tmp_path, f"idx:{shared_data / 'fashion-mnist-sample'}")
+    x, y = load_split(prepared)
+    assert x.shape == (900, 1, 28, 28) and x.min() == -1 and x.max() == 1
+    assert len(load_meta(prepared)["classes"]) == 10 and y.unique().numel() == 10
+
+
+def test_shared_afhq_sample(tmp_path, shared_data):
+    prepared = _prepare(tmp_path, f"folder:{shared_data / 'afhq-sample'}")
+    x, y = load_split(prepared)
+    assert x.shape == (41, 3, 64, 64) and x.min() >= -1 and x.max() <= 1
+    assert load_meta(prepared)["classes"] == ["cat", "dog", "wild"]
