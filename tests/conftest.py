@@ -56,3 +56,36 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"{SHARED_DATA} absent (sample data sits beside the repo, not in it)")
     return SHARED_DATA
+
+
+TINY = {"model.ngf": 8, "model.ndf": 8, "model.nz": 16, "train.batch_size": 16,
+        "train.epochs": 2, "train.grid_images": 16, "train.device": "cpu"}
+
+
+def write_params(folder: Path, overrides: dict) -> Path:
+    """The repo's params.yaml with dotted ``overrides``, written to ``folder/params.yaml``."""
+    import yaml
+
+    data = yaml.safe_load((REPO / "params.yaml").read_text())
+    for dotted, value in overrides.items():
+        *parents, leaf = dotted.split(".")
+        node = data
+        for part in parents:
+            node = node[part]
+        node[leaf] = value
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "params.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    return folder / "params.yaml"
+
+
+def make_prepared(folder: Path, n: int = 64, seed: int = 0) -> Path:
+    """A prepared data set (the preprocess stage's output) of ``n`` random 28x28 digits."""
+    from dcgan.config import PreprocessParams
+    from dcgan.data.download import download
+    from dcgan.data.prepare import preprocess
+    from dcgan.data.sources import parse_dataset
+
+    src = make_idx_dir(folder / "idx", n=n, seed=seed)
+    download(parse_dataset(f"idx:{src}"), folder / "raw")
+    preprocess(folder / "raw", folder / "prepared", PreprocessParams(None, None, None), seed)
+    return folder / "prepared"

@@ -70,3 +70,11 @@ def test_stage_rejects_bad_params_before_work(tmp_path):
         "error: params.yaml: dataset: unknown value 'imagenet'; allowed: fashion-mnist, mnist, "
         "animal-faces, idx:<dir>, folder:<dir>"]
     assert not out.exists()
+
+
+def test_config_choices_match_the_library():
+    """config.py lists the choices without importing torch; they must agree with the library."""
+    from dcgan import config, losses, models
+
+    assert config.LOSS_NAMES == losses.LOSSES
+    assert config.ACTIVATIONS == models.ACTIVATIONS and config.D_NORMS == models.D_NORMS

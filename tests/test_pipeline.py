@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, make_idx_dir, make_image_folder
+from conftest import REPO, TINY, make_idx_dir, make_image_folder, write_params
 
 DVC_YAML = yaml.safe_load((REPO / "dvc.yaml").read_text())
 
@@ -109,3 +109,20 @@ def test_data_stages_repro_cache_and_run_cache(tmp_path):
     # DVC's run cache restores both stages instead of recomputing them
     assert out.count("is cached - skipping run") == 2 and "Running stage" not in out
     assert yaml.safe_load((repo / "data/prepared/meta.json").read_text()) == meta
+
+
+@pytest.mark.slow
+def test_exp_run_with_other_loss_retrains_only_train(tmp_path):
+    repo = copy_repo(tmp_path / "repo")
+    idx_dir = make_idx_dir(tmp_path / "idx", n=48)
+    write_params(repo, {**TINY, "train.epochs": 1, "dataset": f"idx:{idx_dir}"})
+    out = dvc(repo, "repro")
+    assert "Running stage 'train'" in out
+    assert (repo / "mlflow.db").is_file() and (repo / "metrics/train.json").is_file()
+    _run(["git", "add", "-A"], repo)
+    _run(["git", "commit", "-qm", "baseline"], repo)
+
+    out = dvc(repo, "exp", "run", "-S", "loss=mse")
+    assert "Running stage 'train'" in out
+    assert "Running stage 'download'" not in out and "Running stage 'preprocess'" not in out
+    assert yaml.safe_load((repo / "params.yaml").read_text())["loss"] == "mse"

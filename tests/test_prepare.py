@@ -8,7 +8,8 @@ import torch
 
 from dcgan.config import PreprocessParams
 from dcgan.data.download import download
-from dcgan.data.prepare import load_meta, load_split, preprocess, scale
+from dcgan.data.prepare import preprocess, scale
+from dcgan.data.prepared import load_meta, load_split
 from dcgan.data.sources import parse_dataset
 from dcgan.errors import UserError
 from conftest import make_idx_dir, make_image_folder, write_idx

@@ -19,11 +19,22 @@ import yaml
 from dcgan.data.sources import parse_dataset
 from dcgan.errors import UserError
 
+# Kept here (not imported from dcgan.losses/models) so validating params needs no torch.
 LOSS_NAMES = ("bce", "mse", "hinge", "wgan-gp")
+ACTIVATIONS = ("relu", "leaky_relu")
+D_NORMS = ("batch", "layer", "none")
 
 
 class ConfigError(UserError):
     """A params value that does not validate."""
+
+
+def check_device(value: str) -> None:
+    """Accept auto, cpu, cuda or cuda:N."""
+    head, _, index = value.partition(":")
+    if value in ("auto", "cpu", "cuda") or (head == "cuda" and index.isdigit()):
+        return
+    raise ValueError(f"unknown value {value!r}; allowed: auto, cpu, cuda, cuda:N")
 
 
 def _rule(*, choices: tuple = (), minimum: float | None = None,
@@ -51,6 +62,37 @@ class PreprocessParams:
 
 
 @dataclass(frozen=True)
+class ModelParams:
+    """``model:`` the DCGAN architecture (image size and channels come from the data)."""
+
+    nz: int = _rule(minimum=1)  # latent size
+    ngf: int = _rule(minimum=1)  # G width: its last hidden layer; doubles per block upward
+    ndf: int = _rule(minimum=1)  # D width: its first layer; doubles per block downward
+    g_activation: str = _rule(choices=ACTIVATIONS)
+    d_activation: str = _rule(choices=ACTIVATIONS)
+    d_norm: str = _rule(choices=("auto", *D_NORMS))  # auto: layer for wgan-gp, else batch
+    extra_layers: int = _rule(minimum=0)  # extra 3x3 conv blocks at the last resolution
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """``train:`` the training loop."""
+
+    epochs: int = _rule(minimum=1)
+    batch_size: int = _rule(minimum=1)
+    lr_g: float = _rule(minimum=0.0)
+    lr_d: float = _rule(minimum=0.0)
+    beta1: float = _rule(minimum=0.0)
+    beta2: float = _rule(minimum=0.0)
+    d_steps: Optional[int] = _rule(minimum=1)  # D steps per G step; null: 5 for wgan-gp, else 1
+    gp_weight: float = _rule(minimum=0.0)  # WGAN-GP's lambda
+    d_batches: str = _rule(choices=("joint", "separate"))  # separate: fake then real D updates
+    device: str = _rule(check=check_device)  # auto | cpu | cuda | cuda:N
+    precision: str = _rule(choices=("bf16", "fp32"))  # bf16 autocast applies on CUDA only
+    grid_images: int = _rule(minimum=1)  # fixed-noise samples in each epoch's grid
+
+
+@dataclass(frozen=True)
 class Params:
     """All of params.yaml."""
 
@@ -59,6 +101,27 @@ class Params:
     seed: int = _rule(minimum=0)
     download: DownloadParams = _rule()
     preprocess: PreprocessParams = _rule()
+    model: ModelParams = _rule()
+    train: TrainParams = _rule()
+
+    def __post_init__(self) -> None:
+        if self.loss == "wgan-gp" and self.train.d_batches == "separate":
+            raise ConfigError("train.d_batches: 'separate' cannot be used with loss wgan-gp "
+                              "(its gradient penalty needs real and fake together); use 'joint'")
+
+    @property
+    def d_norm(self) -> str:
+        """D's normalisation: batch norm breaks WGAN-GP's per-sample penalty, so layer norm there."""
+        if self.model.d_norm != "auto":
+            return self.model.d_norm
+        return "layer" if self.loss == "wgan-gp" else "batch"
+
+    @property
+    def d_steps(self) -> int:
+        """D (critic) steps per G step: WGAN-GP's 5 by default, else 1."""
+        if self.train.d_steps is not None:
+            return self.train.d_steps
+        return 5 if self.loss == "wgan-gp" else 1
 
 
 _TYPE_WORDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
@@ -140,9 +203,10 @@ def load_params(path: str | Path = "params.yaml",
     for dotted, value in (overrides or {}).items():
         _set_dotted(data, dotted, value)
     try:
-        return _build(Params, data, "")
+        params = _build(Params, data, "")
     except ConfigError as err:
         raise ConfigError(f"{path.name}: {err}") from None
+    return params
 
 
 def flatten(params: Any, prefix: str = "") -> dict[str, Any]:

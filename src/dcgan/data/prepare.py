@@ -95,17 +95,3 @@ def preprocess(raw: str | Path, out: str | Path, params: PreprocessParams, seed:
             meta["splits"][split] = {"count": len(images), "shape": list(images.shape)}
         atomic.write_json(tmp / "meta.json", meta)
     return meta
-
-
-def load_split(prepared: str | Path, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
-    """Load a prepared split: float32 images (N, C, H, W) in [-1, 1] and int64 labels."""
-    path = Path(prepared) / f"{split}.pt"
-    if not path.is_file():
-        raise UserError(f"{path} not found; run `dvc repro preprocess`")
-    data = torch.load(path, weights_only=True)
-    return data["images"], data["labels"]
-
-
-def load_meta(prepared: str | Path) -> dict:
-    """The ``meta.json`` written beside the split files."""
-    return json.loads((Path(prepared) / "meta.json").read_text())

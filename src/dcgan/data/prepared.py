@@ -1,0 +1,28 @@
+"""Reading the preprocess stage's output: ``<split>.pt`` files and ``meta.json``.
+
+Kept apart from ``prepare`` so that stages which only read prepared data do not depend on
+the readers of raw formats.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from dcgan.errors import UserError
+
+
+def load_split(prepared: str | Path, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
+    """Load a prepared split: float32 images (N, C, H, W) in [-1, 1] and int64 labels."""
+    path = Path(prepared) / f"{split}.pt"
+    if not path.is_file():
+        raise UserError(f"{path} not found; run `dvc repro preprocess`")
+    data = torch.load(path, weights_only=True)
+    return data["images"], data["labels"]
+
+
+def load_meta(prepared: str | Path) -> dict:
+    """The ``meta.json`` written beside the split files."""
+    return json.loads((Path(prepared) / "meta.json").read_text())

@@ -1,0 +1,256 @@
+"""GAN losses as pure functions of the discriminator's raw logits.
+
+``r`` are D's logits on real images, ``f`` on generated ones. Every function upcasts
+half/bfloat16 logits with ``.float()`` first, so under autocast the reductions (and the
+exp/log inside softplus) run in fp32 whatever dtype D produced; fp64 stays fp64.
+
+===========  ==========================================  =======================
+name         D loss (minimised by D)                     G loss (minimised by G)
+===========  ==========================================  =======================
+bce          softplus(-r).mean() + softplus(f).mean()    softplus(-f).mean()
+mse          ((r - 1)**2).mean() + (f**2).mean()         ((f - 1)**2).mean()
+hinge        relu(1 - r).mean() + relu(1 + f).mean()     -f.mean()
+wgan-gp      f.mean() - r.mean()  (+ lambda * GP)        -f.mean()
+===========  ==========================================  =======================
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def _upcast(x: Tensor) -> Tensor:
+    """Return ``x`` in at least fp32: half/bfloat16 logits go to fp32, fp64 stays fp64."""
+    return x if x.dtype == torch.float64 else x.float()
+
+
+# Each D loss is a real-only term plus a fake-only term (the module table): D can then be
+# updated on both batches at once or on a fake batch and then a real one
+# (``train.d_batches: separate``), from one formula per loss.
+
+def _bce_real(real: Tensor) -> Tensor:
+    """Non-saturating GAN (Goodfellow et al., 2014), D on reals: ``softplus(-r).mean()``.
+
+    Binary cross-entropy of sigmoid(r) against 1, from logits so that extreme logits
+    (e.g. +-100) give finite values and gradients instead of log(0).
+    """
+    return F.softplus(-real).mean()
+
+
+def _bce_fake(fake: Tensor) -> Tensor:
+    """Non-saturating GAN, D on fakes: ``softplus(f).mean()`` (BCE of sigmoid(f) against 0)."""
+    return F.softplus(fake).mean()
+
+
+def _bce_g(fake: Tensor) -> Tensor:
+    """Non-saturating GAN, G side: ``softplus(-f).mean()`` = -log(sigmoid(f)).
+
+    G maximises log D(G(z)) rather than minimising log(1 - D(G(z))), which saturates
+    early in training when D confidently rejects samples.
+    """
+    return F.softplus(-fake).mean()
+
+
+def _mse_real(real: Tensor) -> Tensor:
+    """Least squares GAN (Mao et al., 2017; a=0, b=c=1), D on reals: ``((r - 1)**2).mean()``.
+
+    On raw logits, without the paper's 1/2 factor, matching the write-ups' Keras
+    ``MeanSquaredError``.
+    """
+    return (real - 1).pow(2).mean()
+
+
+def _mse_fake(fake: Tensor) -> Tensor:
+    """Least squares GAN, D on fakes: ``(f**2).mean()``."""
+    return fake.pow(2).mean()
+
+
+def _mse_g(fake: Tensor) -> Tensor:
+    """Least squares GAN, G side: ``((f - 1)**2).mean()`` (c=1, no 1/2 factor)."""
+    return (fake - 1).pow(2).mean()
+
+
+def _hinge_real(real: Tensor) -> Tensor:
+    """Hinge loss (Lim & Ye, 2017; Miyato et al., 2018), D on reals: ``relu(1 - r).mean()``.
+
+    D stops being pushed once a real logit exceeds 1 (a fake one is below -1).
+    """
+    return F.relu(1 - real).mean()
+
+
+def _hinge_fake(fake: Tensor) -> Tensor:
+    """Hinge loss, D on fakes: ``relu(1 + f).mean()``."""
+    return F.relu(1 + fake).mean()
+
+
+def _wgan_real(real: Tensor) -> Tensor:
+    """WGAN-GP critic (Gulrajani et al., 2017) on reals: ``-r.mean()``.
+
+    With :func:`_wgan_fake` this is the negated Wasserstein-1 estimate, WITHOUT the gradient
+    penalty: the trainer adds ``lambda * gradient_penalty(...)`` (lambda = 10 in the paper)
+    so the loss stays a pure function of the logits.
+    """
+    return -real.mean()
+
+
+def _wgan_fake(fake: Tensor) -> Tensor:
+    """WGAN-GP critic on fakes: ``f.mean()``."""
+    return fake.mean()
+
+
+def _critic_g(fake: Tensor) -> Tensor:
+    """Hinge and WGAN-GP generator loss: ``-f.mean()`` (raise the critic's score)."""
+    return -fake.mean()
+
+
+def _probability_score(logits: Tensor) -> Tensor:
+    """Mean sigmoid(logit): the probability D assigns to "real"."""
+    return torch.sigmoid(logits).mean()
+
+
+def _mean_score(logits: Tensor) -> Tensor:
+    """Mean raw logit: for losses whose D output is a score, not a probability."""
+    return logits.mean()
+
+
+class _Loss(NamedTuple):
+    """One registry entry: D's real and fake terms, G's loss and the reported "D(x)" score."""
+
+    d_real: Callable[[Tensor], Tensor]
+    d_fake: Callable[[Tensor], Tensor]
+    g: Callable[[Tensor], Tensor]
+    score: Callable[[Tensor], Tensor]
+
+
+_REGISTRY: dict[str, _Loss] = {
+    "bce": _Loss(_bce_real, _bce_fake, _bce_g, _probability_score),
+    "mse": _Loss(_mse_real, _mse_fake, _mse_g, _mean_score),
+    "hinge": _Loss(_hinge_real, _hinge_fake, _critic_g, _mean_score),
+    "wgan-gp": _Loss(_wgan_real, _wgan_fake, _critic_g, _mean_score),
+}
+
+LOSSES = tuple(_REGISTRY)
+
+
+def check_loss(name: str) -> None:
+    """Validate a loss name.
+
+    Args:
+        name: Loss name.
+
+    Raises:
+        ValueError: ``unknown loss 'x'; allowed: bce, mse, hinge, wgan-gp``.
+    """
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown loss {name!r}; allowed: {', '.join(LOSSES)}")
+
+
+def d_loss(name: str, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """Discriminator (critic) loss; see the module table for the formulas.
+
+    Args:
+        name: One of :data:`LOSSES`.
+        real_logits: D's raw logits on real images, any shape.
+        fake_logits: D's raw logits on generated images, any shape.
+
+    Returns:
+        A scalar (at least fp32) tensor. For ``"wgan-gp"`` the gradient penalty is NOT
+        included.
+
+    Raises:
+        ValueError: For an unknown loss name.
+    """
+    check_loss(name)
+    entry = _REGISTRY[name]
+    return entry.d_real(_upcast(real_logits)) + entry.d_fake(_upcast(fake_logits))
+
+
+def d_loss_real(name: str, real_logits: Tensor) -> Tensor:
+    """The real-only term of :func:`d_loss`, for a D update on a real batch alone."""
+    check_loss(name)
+    return _REGISTRY[name].d_real(_upcast(real_logits))
+
+
+def d_loss_fake(name: str, fake_logits: Tensor) -> Tensor:
+    """The fake-only term of :func:`d_loss`, for a D update on a fake batch alone."""
+    check_loss(name)
+    return _REGISTRY[name].d_fake(_upcast(fake_logits))
+
+
+def g_loss(name: str, fake_logits: Tensor) -> Tensor:
+    """Generator loss; see the module table for the formulas.
+
+    Args:
+        name: One of :data:`LOSSES`.
+        fake_logits: D's raw logits on generated images (not detached: G needs the grads).
+
+    Returns:
+        A scalar (at least fp32) tensor.
+
+    Raises:
+        ValueError: For an unknown loss name.
+    """
+    check_loss(name)
+    return _REGISTRY[name].g(_upcast(fake_logits))
+
+
+def d_output_score(name: str, logits: Tensor) -> Tensor:
+    """What to report as "D(x)" / "D(G(z))" for a batch of logits.
+
+    ``sigmoid(logits).mean()`` for ``"bce"`` (a probability, as the DCGAN write-ups log
+    it); ``logits.mean()`` for the others, whose D outputs are unbounded scores.
+
+    Args:
+        name: One of :data:`LOSSES`.
+        logits: D's raw logits.
+
+    Returns:
+        A detached scalar (at least fp32) tensor: it is for logging, so it holds no graph.
+
+    Raises:
+        ValueError: For an unknown loss name.
+    """
+    check_loss(name)
+    return _REGISTRY[name].score(_upcast(logits.detach()))
+
+
+def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor,
+                     generator: torch.Generator | None = None) -> Tensor:
+    """WGAN-GP gradient penalty (Gulrajani et al., 2017).
+
+    ``((||grad_x critic(x_hat)||_2 - 1)**2).mean()`` with
+    ``x_hat = eps * real + (1 - eps) * fake`` and one ``eps ~ U(0, 1)`` per sample.
+
+    Args:
+        critic: Maps a batch ``(N, ...)`` to per-sample scores ``(N,)``. It must treat
+            samples independently (a ``norm="layer"`` or ``"none"`` Discriminator, not batch
+            norm): the gradient of the summed scores is then each sample's own gradient.
+        real: Real batch ``(N, ...)``.
+        fake: Generated batch of the same shape. It is detached here as well, because the
+            penalty is a critic-only term; callers should still pass ``fake.detach()``.
+        generator: Optional RNG for ``eps`` so a seeded run is reproducible; it must live
+            on ``real.device``.
+
+    Returns:
+        A scalar (at least fp32) tensor built with ``create_graph=True``, so ``backward()``
+        reaches the critic's parameters.
+    """
+    if real.shape != fake.shape:
+        raise ValueError(f"real and fake shapes differ: {tuple(real.shape)} vs "
+                         f"{tuple(fake.shape)}")
+    # One eps per sample, broadcast over the remaining dims.
+    eps_shape = (real.shape[0],) + (1,) * (real.dim() - 1)
+    eps = torch.rand(eps_shape, generator=generator, device=real.device, dtype=real.dtype)
+    # Interpolate between detached tensors: x_hat is then a leaf we can differentiate
+    # against, and no gradient leaks into G through fake.
+    x_hat = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
+    scores = _upcast(critic(x_hat))
+    (grads,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)
+    # The tiny epsilon keeps sqrt differentiable where the gradient is exactly zero
+    # (sqrt'(0) is infinite, which would turn 0 * inf into NaN in the backward pass).
+    norms = torch.sqrt(_upcast(grads).flatten(1).pow(2).sum(dim=1) + 1e-12)
+    return (norms - 1).pow(2).mean()

@@ -1,0 +1,124 @@
+"""MLflow tracking for the stages (the library's model, training and metric code never imports it).
+
+The default store is an absolute sqlite file at the repo root, so runs from ``dvc repro``,
+``dvc exp run`` and queued experiments (which run in temp copies of the repo) land in one
+place; the experiment's artifact location is absolute for the same reason. Tracker settings
+come from the environment (``MLFLOW_TRACKING_URI``, ``MLFLOW_EXPERIMENT_NAME``), never from
+DVC params. If the store fails, training goes on and one line says what was not logged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+from dcgan import atomic
+from dcgan.config import Params, flatten
+from dcgan.paths import repo_root
+
+EXPERIMENT = "dcgan"
+DVC_TAGS = {"DVC_EXP_NAME": "dvc.exp_name", "DVC_EXP_BASELINE_REV": "dvc.baseline_rev",
+            "DVC_STAGE": "dvc.stage"}
+
+
+def tracking_uri() -> str:
+    """``$MLFLOW_TRACKING_URI``, else ``sqlite:///<repo root>/mlflow.db`` (absolute)."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{repo_root() / 'mlflow.db'}"
+
+
+class MlflowLogger:
+    """One MLflow run per training run, resumed with it; failures are collected, not raised."""
+
+    def __init__(self, run_dir: Path, params: Params, meta: dict[str, Any]):
+        self.run_dir, self.params, self.meta = run_dir, params, meta
+        self.uri = tracking_uri()
+        self.error: Exception | None = None
+        self.not_logged: list[str] = []
+        self.mlflow: Any = None
+
+    def _guard(self, what: str, fn: Callable[[], None]) -> None:
+        """Run one logging call; after the first failure, only record what is skipped."""
+        if self.error is None:
+            try:
+                fn()
+                return
+            except Exception as err:  # any store failure: network, sqlite, permissions
+                self.error = err
+        if what not in self.not_logged:
+            self.not_logged.append(what)
+
+    def start(self) -> None:
+        """Open (or reopen, after a resume) the run, with params and tags."""
+        self._guard("the run (params, tags, metrics, images, model)", self._start)
+
+    def _start(self) -> None:
+        import mlflow  # here, not at module level: importing it is slow
+
+        self.mlflow = mlflow
+        mlflow.set_tracking_uri(self.uri)
+        name = os.environ.get("MLFLOW_EXPERIMENT_NAME", EXPERIMENT)
+        exp = mlflow.get_experiment_by_name(name)
+        exp_id = exp.experiment_id if exp else mlflow.create_experiment(
+            name, artifact_location=(repo_root() / "mlartifacts").as_uri())
+        saved = self.run_dir / "mlflow_run.json"
+        run_id = json.loads(saved.read_text())["run_id"] if saved.is_file() else None
+        if run_id and mlflow.get_run(run_id).info.experiment_id != exp_id:
+            run_id = None  # written for another store or experiment
+        p = self.params
+        run_name = os.environ.get("DVC_EXP_NAME") or f"{p.loss}-seed{p.seed}"
+        mlflow.start_run(run_id=run_id, experiment_id=exp_id, run_name=None if run_id else run_name)
+        atomic.write_json(saved, {"run_id": mlflow.active_run().info.run_id, "uri": self.uri})
+        if run_id is None:
+            mlflow.log_params(flatten(p))
+        tags = {"dataset": self.meta["dataset"], "loss": p.loss}
+        tags.update({tag: os.environ[env] for env, tag in DVC_TAGS.items() if os.environ.get(env)})
+        mlflow.set_tags(tags)
+
+    def log_epoch(self, epoch: int, metrics: dict[str, float], grid: Path) -> None:
+        """Per-epoch means as metrics at ``step=epoch``, and the fixed-noise grid as an image."""
+        if self.mlflow is None and self.error is None:
+            return
+        self._guard(f"epoch metrics", lambda: self.mlflow.log_metrics(metrics, step=epoch))
+        self._guard("epoch grids", lambda: self._log_grid(grid, epoch))
+
+    def _log_grid(self, grid: Path, epoch: int) -> None:
+        from PIL import Image
+
+        with Image.open(grid) as img:
+            self.mlflow.log_image(img.copy(), key="fixed_noise_grid", step=epoch)
+
+    def finish(self, out: Path, metrics: dict[str, Any], generator: Any, nz: int) -> None:
+        """Final metrics, the loss CSVs and the generator (``mlflow.pytorch.log_model``)."""
+        if self.mlflow is None:
+            self._guard("final metrics, plots and the generator model", lambda: None)
+            return
+        numeric = {f"final.{k}": float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
+        self._guard("final metrics", lambda: self.mlflow.log_metrics(numeric))
+        self._guard("loss CSVs", lambda: self.mlflow.log_artifacts(str(out / "plots"), "plots"))
+        self._guard("the generator model", lambda: self._log_model(generator, nz))
+
+    def _log_model(self, generator: Any, nz: int) -> None:
+        import torch
+        from mlflow.models import infer_signature
+
+        model = generator.cpu().eval()
+        z = torch.randn(2, nz, generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            out = model(z)
+        self.mlflow.pytorch.log_model(model, name="generator", input_example=z.numpy(),
+                                      signature=infer_signature(z.numpy(), out.numpy()))
+
+    def end(self, status: str = "FINISHED") -> None:
+        """Close the run (``FAILED`` when training raised)."""
+        if self.mlflow is not None and self.error is None:
+            self._guard("run status", lambda: self.mlflow.end_run(status=status))
+
+    def problem(self) -> str | None:
+        """One line on what was not logged, or None when everything was."""
+        if self.error is None:
+            return None
+        reason = str(self.error).splitlines()[0][:200] if str(self.error) else type(self.error).__name__
+        return (f"MLflow at {self.uri} failed ({reason}); not logged: {', '.join(self.not_logged)}; "
+                "the training outputs were still written")

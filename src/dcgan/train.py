@@ -1,0 +1,257 @@
+"""The training loop: one DCGAN, one loss, full-state checkpoints every epoch, exact resume.
+
+The hot loop never waits for the device: per-iteration statistics accumulate in a device
+tensor that is read once per epoch (and a few times for the progress bar). The data set stays
+on the device when it fits, so a batch is an index into it, not a host-to-device copy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from tqdm import tqdm
+
+from dcgan import atomic, checkpoint, losses
+from dcgan.config import Params
+from dcgan.data.prepared import load_meta, load_split
+from dcgan.errors import UserError
+from dcgan.history import COLUMNS, History
+from dcgan.images import save_grid
+from dcgan.models import Discriminator, Generator
+
+
+class TrainingDiverged(UserError):
+    """A loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class EpochLogger(Protocol):
+    """What the trainer reports to after each epoch (MLflow lives behind this, in stages/)."""
+
+    def log_epoch(self, epoch: int, metrics: dict[str, float], grid: Path) -> None: ...
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when present, else CPU; asking for CUDA without one is a UserError."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"train.device: {name} requested but no CUDA device is visible; use auto or cpu")
+    return torch.device(name)
+
+
+def fingerprint(params: Params, meta: dict) -> str:
+    """Identity of a run for resuming: everything the result depends on except ``epochs``.
+
+    Leaving ``epochs`` out lets a finished run be extended: with no LR schedule, 5 + 5
+    epochs equal 10 uninterrupted epochs.
+    """
+    train = dataclasses.asdict(params.train)
+    train.pop("epochs")
+    key = {"loss": params.loss, "seed": params.seed, "model": dataclasses.asdict(params.model),
+           "train": train, "data": meta}
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class Trainer:
+    """Trains one G/D pair on a prepared data set; ``run()`` resumes from ``workdir`` if it can."""
+
+    def __init__(self, params: Params, prepared: str | Path, workdir: str | Path):
+        self.p, self.loss = params, params.loss
+        self.device = resolve_device(params.train.device)
+        self.amp = params.train.precision == "bf16" and self.device.type == "cuda"
+        meta = load_meta(prepared)
+        self.meta = meta
+        self.workdir = Path(workdir) / fingerprint(params, meta)
+        images, _ = load_split(prepared, "train")
+        self.data = self._place(images)
+        self.batch_size = min(params.train.batch_size, len(images))
+        self.iters = (len(images) // self.batch_size) // params.d_steps
+        if self.iters == 0:
+            raise UserError(f"train.batch_size {self.batch_size} x d_steps {params.d_steps} is "
+                            f"more than the {len(images)} training images; lower them")
+        self._build(meta["image_shape"])
+
+    def _place(self, images: torch.Tensor) -> torch.Tensor:
+        """Put the data set on the device when it fits in half the free memory, else pin it."""
+        if self.device.type != "cuda":
+            return images
+        free, _ = torch.cuda.mem_get_info(self.device)
+        if images.numel() * images.element_size() < free // 2:
+            return images.to(self.device)
+        return images.pin_memory()
+
+    def _build(self, shape: list[int]) -> None:
+        p, m, t = self.p, self.p.model, self.p.train
+        torch.manual_seed(p.seed)  # weight init draws from the global RNG
+        self.g_kwargs = dict(nz=m.nz, ngf=m.ngf, nc=shape[0], image_size=shape[1],
+                             activation=m.g_activation, extra_layers=m.extra_layers)
+        self.d_kwargs = dict(nc=shape[0], ndf=m.ndf, image_size=shape[1],
+                             activation=m.d_activation, norm=p.d_norm, extra_layers=m.extra_layers)
+        self.G = Generator(**self.g_kwargs).to(self.device)
+        self.D = Discriminator(**self.d_kwargs).to(self.device)
+        fused = self.device.type == "cuda"  # one kernel per step instead of one per tensor
+        self.opt_g = torch.optim.Adam(self.G.parameters(), t.lr_g, (t.beta1, t.beta2), fused=fused)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), t.lr_d, (t.beta1, t.beta2), fused=fused)
+        # One generator for noise, shuffling and the GP's interpolation: its state is the
+        # whole randomness of the loop, so a checkpoint that saves it resumes exactly.
+        self.rng = torch.Generator(self.device).manual_seed(p.seed)
+        self.fixed_noise = torch.randn(t.grid_images, m.nz, generator=self.rng, device=self.device)
+        self.epoch, self.history, self.wall_time = 0, History(), 0.0
+
+    # ----------------------------------------------------------------------------- steps
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp)
+
+    def _d_update(self, loss: torch.Tensor) -> None:
+        self.opt_d.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_d.step()
+
+    def _d_step(self, real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """One D update (two for ``d_batches: separate``); returns loss, D(x), D(G(z))."""
+        fake = fake.detach()
+        if self.p.train.d_batches == "separate":  # the Keras write-up: fake batch, then real
+            with self._autocast():
+                f = self.D(fake)
+            self._d_update(loss_f := losses.d_loss_fake(self.loss, f))
+            with self._autocast():
+                r = self.D(real)
+            self._d_update(loss_r := losses.d_loss_real(self.loss, r))
+            loss = loss_f + loss_r
+        else:
+            with self._autocast():
+                r, f = self.D(real), self.D(fake)
+            loss = losses.d_loss(self.loss, r, f)
+            if self.loss == "wgan-gp":  # fp32: the penalty differentiates through D twice
+                loss = loss + self.p.train.gp_weight * losses.gradient_penalty(
+                    self.D, real, fake, generator=self.rng)
+            self._d_update(loss)
+        return (loss.detach(), losses.d_output_score(self.loss, r),
+                losses.d_output_score(self.loss, f))
+
+    def _g_step(self, fake: torch.Tensor) -> torch.Tensor:
+        self.D.requires_grad_(False)  # G's backward needs no D weight gradients
+        with self._autocast():
+            loss = losses.g_loss(self.loss, self.D(fake))
+        self.opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_g.step()
+        self.D.requires_grad_(True)
+        return loss.detach()
+
+    def _batch(self, perm: torch.Tensor, b: int) -> torch.Tensor:
+        idx = perm[b * self.batch_size:(b + 1) * self.batch_size]
+        return self.data[idx].to(self.device, non_blocking=True)
+
+    def _epoch(self) -> torch.Tensor:
+        """Train one epoch; returns per-iteration [d_loss, g_loss, D(x), D(G(z))] on the device."""
+        d_steps, nz = self.p.d_steps, self.p.model.nz
+        perm = torch.randperm(len(self.data), generator=self.rng, device=self.device)
+        perm = perm.to(self.data.device)
+        stats = torch.zeros(self.iters, 4, device=self.device)
+        bar = tqdm(range(self.iters), desc=f"epoch {self.epoch + 1}/{self.p.train.epochs}",
+                   unit="it", leave=False, mininterval=1.0)
+        refresh = max(1, self.iters // 10)  # a host sync ~10 times an epoch, for the bar
+        for it in bar:
+            for k in range(d_steps):
+                z = torch.randn(self.batch_size, nz, generator=self.rng, device=self.device)
+                with torch.set_grad_enabled(k == d_steps - 1), self._autocast():
+                    fake = self.G(z)  # G's graph is kept only for the step G trains on
+                d_loss, dx, dgz = self._d_step(self._batch(perm, it * d_steps + k), fake)
+                stats[it, [0, 2, 3]] += torch.stack([d_loss, dx, dgz]) / d_steps
+            stats[it, 1] = self._g_step(fake)
+            if (it + 1) % refresh == 0:
+                bar.set_postfix(dict(zip(COLUMNS, [round(v, 3) for v in stats[it].tolist()])))
+        return stats
+
+    # ------------------------------------------------------------------------ epochs
+    def _state(self) -> dict[str, Any]:
+        return {"G": self.G.state_dict(), "D": self.D.state_dict(),
+                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+                "rng": self.rng.get_state(), "global_rng": checkpoint.rng_state(),
+                "fixed_noise": self.fixed_noise, "epoch": self.epoch,
+                "history": self.history.state_dict(), "wall_time": self.wall_time}
+
+    def _resume(self) -> bool:
+        """Load ``last.pt`` if this run was checkpointed before; False when starting fresh."""
+        path = self.workdir / "last.pt"
+        if not path.is_file():
+            return False
+        state = checkpoint.load(path, self.device)
+        if state["epoch"] > self.p.train.epochs:
+            return False  # the earlier run went further than asked: start over
+        self.G.load_state_dict(state["G"])
+        self.D.load_state_dict(state["D"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.rng.set_state(state["rng"].cpu())
+        checkpoint.set_rng_state(state["global_rng"])
+        self.fixed_noise, self.epoch = state["fixed_noise"], state["epoch"]
+        self.history, self.wall_time = History.from_state(state["history"]), state["wall_time"]
+        return True
+
+    def _sample_grid(self) -> Path:
+        self.G.eval()
+        with torch.no_grad(), self._autocast():
+            images = self.G(self.fixed_noise)
+        self.G.train()
+        path = self.workdir / "grids" / f"epoch_{self.epoch:03d}.png"
+        save_grid(images, path)
+        return path
+
+    def _end_epoch(self, stats: torch.Tensor, seconds: float, logger: EpochLogger | None) -> None:
+        rows = stats.cpu()  # the one full sync of the epoch
+        bad = (~torch.isfinite(rows)).any(dim=1).nonzero()
+        if len(bad):
+            it = int(bad[0])
+            raise TrainingDiverged(
+                f"non-finite loss at epoch {self.epoch + 1}, iteration {it + 1} "
+                f"({dict(zip(COLUMNS, rows[it].tolist()))}); last good checkpoint kept at "
+                f"{self.workdir / 'last.pt'}; lower the learning rates or try another loss")
+        self.epoch += 1
+        self.wall_time += seconds
+        images = self.iters * self.p.d_steps * self.batch_size
+        means = self.history.add_epoch(self.epoch, rows, images / seconds)
+        grid = self._sample_grid()
+        checkpoint.save(self.workdir / "last.pt", self._state())
+        if logger is not None:
+            logger.log_epoch(self.epoch, means, grid)
+
+    def run(self, logger: EpochLogger | None = None) -> bool:
+        """Train up to ``train.epochs``; returns True if it resumed from a checkpoint."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        resumed = self._resume()
+        if resumed:
+            print(f"train: resuming {self.workdir.name} after epoch {self.epoch}")
+        while self.epoch < self.p.train.epochs:
+            start = time.perf_counter()
+            stats = self._epoch()
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            self._end_epoch(stats, time.perf_counter() - start, logger)
+        return resumed
+
+    def write_outputs(self, out: str | Path) -> dict[str, Any]:
+        """Write weights, grids and loss CSVs into ``out`` (atomically); return the metrics."""
+        with atomic.output_dir(out) as tmp:
+            checkpoint.save_model(tmp / "generator.pt", self.G, self.g_kwargs)
+            checkpoint.save_model(tmp / "discriminator.pt", self.D, self.d_kwargs)
+            shutil.copytree(self.workdir / "grids", tmp / "grids")
+            self.history.write_csvs(tmp / "plots")
+        return self.metrics()
+
+    def metrics(self) -> dict[str, Any]:
+        """Final-epoch means, wall time and throughput, for metrics/train.json."""
+        last = self.history.epochs[-1]
+        return {**{k: last[k] for k in COLUMNS}, "epochs": self.epoch,
+                "iterations": len(self.history.rows), "wall_time_s": round(self.wall_time, 3),
+                "images_per_second": round(self.history.images_per_second(), 1),
+                "device": str(self.device), "precision": "bf16" if self.amp else "fp32"}

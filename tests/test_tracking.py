@@ -1,0 +1,60 @@
+"""MLflow tracking from the train stage: a real store, and an unreachable one."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO, TINY, make_prepared, write_params
+
+mlflow = pytest.importorskip("mlflow")
+
+
+def _run_stage(tmp_path, env_extra):
+    prepared = make_prepared(tmp_path / "data", n=32)
+    params = write_params(tmp_path, TINY)
+    env = dict(os.environ, **env_extra)
+    cmd = [sys.executable, str(REPO / "stages/train.py"), "--params", str(params), "--data",
+           str(prepared), "--workdir", str(tmp_path / "work"), "--out", str(tmp_path / "out"),
+           "--metrics", str(tmp_path / "train.json")]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=tmp_path)
+
+
+def test_run_logged_with_params_metrics_images_model_and_tags(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    proc = _run_stage(tmp_path, {"MLFLOW_TRACKING_URI": uri, "DVC_EXP_NAME": "lucky-lark",
+                                 "DVC_EXP_BASELINE_REV": "abc123", "DVC_STAGE": "train"})
+    assert proc.returncode == 0, proc.stderr
+    assert "warning" not in proc.stderr
+    client = mlflow.MlflowClient(uri)
+    exp = client.get_experiment_by_name("dcgan")
+    assert exp.artifact_location.startswith("file:///")
+    (run,) = client.search_runs([exp.experiment_id])
+    assert run.info.status == "FINISHED" and run.info.run_name == "lucky-lark"
+    assert run.data.params["loss"] == "bce" and run.data.params["train.epochs"] == "2"
+    assert run.data.tags["loss"] == "bce" and run.data.tags["dataset"].startswith("idx:")
+    assert run.data.tags["dvc.exp_name"] == "lucky-lark" and run.data.tags["dvc.stage"] == "train"
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "g_loss")] == [1, 2]
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"plots", "images"} <= artifacts
+    (model,) = client.search_logged_models(experiment_ids=[exp.experiment_id])
+    assert model.name == "generator" and model.source_run_id == run.info.run_id
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_unreachable_store_still_writes_outputs(tmp_path):
+    uri = f"http://127.0.0.1:{_closed_port()}"
+    proc = _run_stage(tmp_path, {"MLFLOW_TRACKING_URI": uri, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"})
+    assert proc.returncode == 0, proc.stderr
+    (line,) = [l for l in proc.stderr.splitlines() if l.startswith("warning:")]
+    assert f"MLflow at {uri} failed" in line and "not logged: the run" in line
+    assert (tmp_path / "out/generator.pt").is_file() and (tmp_path / "train.json").is_file()

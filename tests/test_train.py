@@ -1,0 +1,116 @@
+"""Training: a short CPU run, every loss variant, divergence, and kill-and-resume equality."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from dcgan import checkpoint
+from dcgan.config import load_params
+from dcgan.models import Generator
+from dcgan.train import Trainer, TrainingDiverged
+from conftest import REPO, TINY, make_prepared, write_params
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    return make_prepared(tmp_path_factory.mktemp("data"), n=64)
+
+
+def _params(**extra):
+    return load_params(REPO / "params.yaml", {**TINY, **extra})
+
+
+def test_two_epoch_run_writes_everything(tmp_path, prepared):
+    trainer = Trainer(_params(), prepared, tmp_path / "work")
+    assert trainer.run() is False
+    metrics = trainer.write_outputs(tmp_path / "out")
+    out = tmp_path / "out"
+    assert metrics["epochs"] == 2 and metrics["iterations"] == 8 and metrics["images_per_second"] > 0
+    assert sorted(p.name for p in (out / "grids").iterdir()) == ["epoch_001.png", "epoch_002.png"]
+    rows = list(csv.DictReader((out / "plots/loss_iterations.csv").open()))
+    assert len(rows) == 8 and rows[-1]["epoch"] == "2"
+    assert len(list(csv.DictReader((out / "plots/loss_epochs.csv").open()))) == 2
+    G = checkpoint.load_model(out / "generator.pt", Generator)  # weights_only load
+    assert G(torch.randn(3, 16)).shape == (3, 1, 28, 28)
+    state = checkpoint.load(next((tmp_path / "work").iterdir()) / "last.pt")
+    assert state["epoch"] == 2 and {"G", "D", "opt_g", "opt_d", "rng", "global_rng"} <= set(state)
+
+
+@pytest.mark.parametrize("loss, extra", [
+    ("bce", {"train.d_batches": "separate"}), ("mse", {}), ("hinge", {}),
+    ("wgan-gp", {"train.d_steps": 2}),
+])
+def test_every_loss_trains_an_epoch(tmp_path, prepared, loss, extra):
+    trainer = Trainer(_params(loss=loss, **{"train.epochs": 1, **extra}), prepared, tmp_path)
+    trainer.run()
+    m = trainer.metrics()
+    assert m["iterations"] == 4 // extra.get("train.d_steps", 1)
+    assert all(torch.isfinite(torch.tensor([m["d_loss"], m["g_loss"]])))
+
+
+def test_same_seed_same_weights_other_seed_differs(tmp_path, prepared):
+    runs = []
+    for i, seed in enumerate((3, 3, 4)):
+        trainer = Trainer(_params(seed=seed, **{"train.epochs": 1}), prepared, tmp_path / str(i))
+        trainer.run()
+        runs.append(trainer.G.state_dict())
+    same = all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
+    assert same and not all(torch.equal(runs[0][k], runs[2][k]) for k in runs[0])
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, prepared, monkeypatch):
+    trainer = Trainer(_params(), prepared, tmp_path / "work")
+    real_g_loss, calls = trainer._g_step, {"n": 0}
+
+    def poisoned(fake):  # the 6th G step (epoch 2, iteration 2) returns NaN
+        calls["n"] += 1
+        loss = real_g_loss(fake)
+        return loss * float("nan") if calls["n"] == 6 else loss
+
+    monkeypatch.setattr(trainer, "_g_step", poisoned)
+    with pytest.raises(TrainingDiverged, match="non-finite loss at epoch 2, iteration 2"):
+        trainer.run()
+    assert checkpoint.load(trainer.workdir / "last.pt")["epoch"] == 1
+    assert not (tmp_path / "out").exists()
+
+
+def _stage(folder: Path, params: Path, prepared: Path) -> list[str]:
+    return [sys.executable, str(REPO / "stages/train.py"), "--params", str(params),
+            "--data", str(prepared), "--workdir", str(folder / "work"),
+            "--out", str(folder / "out"), "--metrics", str(folder / "train.json")]
+
+
+def test_sigkill_mid_run_then_resume_is_bit_identical(tmp_path):
+    prepared = make_prepared(tmp_path / "data", n=512)
+    params = write_params(tmp_path, {**TINY, "model.ngf": 16, "model.ndf": 16, "train.epochs": 3})
+    env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    subprocess.run(_stage(tmp_path / "a", params, prepared), env=env, check=True,
+                   capture_output=True)
+
+    proc = subprocess.Popen(_stage(tmp_path / "b", params, prepared), env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not list((tmp_path / "b/work").glob("*/last.pt")) and time.monotonic() < deadline:
+        assert proc.poll() is None, "training ended before it could be killed"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "b/out").exists()
+
+    resumed = subprocess.run(_stage(tmp_path / "b", params, prepared), env=env, check=True,
+                             capture_output=True, text=True)
+    assert "resuming" in resumed.stdout and "after epoch 3" not in resumed.stdout
+    for name in ("generator.pt", "discriminator.pt"):
+        a, b = (checkpoint.load(tmp_path / run / "out" / name)["state_dict"] for run in "ab")
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+    csvs = [(tmp_path / run / "out/plots/loss_iterations.csv").read_text() for run in "ab"]
+    assert csvs[0] == csvs[1]
