@@ -93,3 +93,14 @@ def test_shared_afhq_sample(tmp_path, shared_data):
     x, y = load_split(prepared)
     assert x.shape == (41, 3, 64, 64) and x.min() >= -1 and x.max() <= 1
     assert load_meta(prepared)["classes"] == ["cat", "dog", "wild"]
+
+
+def test_outputs_get_the_usual_file_mode(tmp_path):
+    import os
+    import stat
+
+    prepared = _prepare(tmp_path, f"idx:{make_idx_dir(tmp_path / 'src', n=4)}")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(prepared.stat().st_mode) == 0o777 & ~umask
+    assert stat.S_IMODE((prepared / "meta.json").stat().st_mode) == 0o666 & ~umask

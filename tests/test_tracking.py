@@ -56,5 +56,5 @@ def test_unreachable_store_still_writes_outputs(tmp_path):
     proc = _run_stage(tmp_path, {"MLFLOW_TRACKING_URI": uri, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"})
     assert proc.returncode == 0, proc.stderr
     (line,) = [l for l in proc.stderr.splitlines() if l.startswith("warning:")]
-    assert f"MLflow at {uri} failed" in line and "not logged: the run" in line
+    assert f"MLflow at {uri} failed" in line and "not logged: the whole run (params, metrics, grids, model)" in line
     assert (tmp_path / "out/generator.pt").is_file() and (tmp_path / "train.json").is_file()

@@ -51,12 +51,11 @@ class MlflowLogger:
 
     def start(self) -> None:
         """Open (or reopen, after a resume) the run, with params and tags."""
-        self._guard("the run (params, tags, metrics, images, model)", self._start)
+        self._guard("the whole run (params, metrics, grids, model)", self._start)
 
     def _start(self) -> None:
         import mlflow  # here, not at module level: importing it is slow
 
-        self.mlflow = mlflow
         mlflow.set_tracking_uri(self.uri)
         name = os.environ.get("MLFLOW_EXPERIMENT_NAME", EXPERIMENT)
         exp = mlflow.get_experiment_by_name(name)
@@ -75,12 +74,13 @@ class MlflowLogger:
         tags = {"dataset": self.meta["dataset"], "loss": p.loss}
         tags.update({tag: os.environ[env] for env, tag in DVC_TAGS.items() if os.environ.get(env)})
         mlflow.set_tags(tags)
+        self.mlflow = mlflow  # only now: the other calls log nothing when the run never opened
 
     def log_epoch(self, epoch: int, metrics: dict[str, float], grid: Path) -> None:
         """Per-epoch means as metrics at ``step=epoch``, and the fixed-noise grid as an image."""
-        if self.mlflow is None and self.error is None:
+        if self.mlflow is None:  # never started: start() recorded that
             return
-        self._guard(f"epoch metrics", lambda: self.mlflow.log_metrics(metrics, step=epoch))
+        self._guard("epoch metrics", lambda: self.mlflow.log_metrics(metrics, step=epoch))
         self._guard("epoch grids", lambda: self._log_grid(grid, epoch))
 
     def _log_grid(self, grid: Path, epoch: int) -> None:
@@ -92,7 +92,6 @@ class MlflowLogger:
     def finish(self, out: Path, metrics: dict[str, Any], generator: Any, nz: int) -> None:
         """Final metrics, the loss CSVs and the generator (``mlflow.pytorch.log_model``)."""
         if self.mlflow is None:
-            self._guard("final metrics, plots and the generator model", lambda: None)
             return
         numeric = {f"final.{k}": float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
         self._guard("final metrics", lambda: self.mlflow.log_metrics(numeric))
@@ -112,13 +111,14 @@ class MlflowLogger:
 
     def end(self, status: str = "FINISHED") -> None:
         """Close the run (``FAILED`` when training raised)."""
-        if self.mlflow is not None and self.error is None:
+        if self.mlflow is not None:
             self._guard("run status", lambda: self.mlflow.end_run(status=status))
 
     def problem(self) -> str | None:
         """One line on what was not logged, or None when everything was."""
         if self.error is None:
             return None
-        reason = str(self.error).splitlines()[0][:200] if str(self.error) else type(self.error).__name__
+        reason = (str(self.error).splitlines() or [type(self.error).__name__])[0]
+        reason = reason if len(reason) <= 160 else reason[:159] + "…"
         return (f"MLflow at {self.uri} failed ({reason}); not logged: {', '.join(self.not_logged)}; "
                 "the training outputs were still written")

@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import json
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any, Protocol
@@ -19,7 +20,7 @@ from typing import Any, Protocol
 import torch
 from tqdm import tqdm
 
-from dcgan import atomic, checkpoint, losses
+from dcgan import atomic, checkpoint, losses, models
 from dcgan.config import Params
 from dcgan.data.prepared import load_meta, load_split
 from dcgan.errors import UserError
@@ -50,13 +51,16 @@ def resolve_device(name: str) -> torch.device:
 def fingerprint(params: Params, meta: dict) -> str:
     """Identity of a run for resuming: everything the result depends on except ``epochs``.
 
-    Leaving ``epochs`` out lets a finished run be extended: with no LR schedule, 5 + 5
-    epochs equal 10 uninterrupted epochs.
+    That is the params, the data's metadata and the source of the model, loss and loop code
+    (a checkpoint from older code is not resumed). Leaving ``epochs`` out lets a finished
+    run be extended: with no LR schedule, 5 + 5 epochs equal 10 uninterrupted epochs.
     """
     train = dataclasses.asdict(params.train)
     train.pop("epochs")
+    code = hashlib.sha256(b"".join(Path(m.__file__).read_bytes()
+                                   for m in (models, losses, sys.modules[__name__])))
     key = {"loss": params.loss, "seed": params.seed, "model": dataclasses.asdict(params.model),
-           "train": train, "data": meta}
+           "train": train, "data": meta, "code": code.hexdigest()}
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
