@@ -112,17 +112,25 @@ def test_data_stages_repro_cache_and_run_cache(tmp_path):
 
 
 @pytest.mark.slow
-def test_exp_run_with_other_loss_retrains_only_train(tmp_path):
+def test_full_pipeline_then_exp_run_with_other_loss(tmp_path):
+    """`dvc repro` runs every stage; `dvc exp run -S loss=mse` reruns only train and evaluate."""
     repo = copy_repo(tmp_path / "repo")
-    idx_dir = make_idx_dir(tmp_path / "idx", n=48)
-    write_params(repo, {**TINY, "train.epochs": 1, "dataset": f"idx:{idx_dir}"})
+    idx_dir = make_idx_dir(tmp_path / "idx", n=48, test=32)
+    write_params(repo, {**TINY, "train.epochs": 1, "train.eval_every": 1,
+                        "dataset": f"idx:{idx_dir}"})
     out = dvc(repo, "repro")
-    assert "Running stage 'train'" in out
-    assert (repo / "mlflow.db").is_file() and (repo / "metrics/train.json").is_file()
+    for stage in ("download", "preprocess", "classifier", "train", "evaluate"):
+        assert f"Running stage '{stage}'" in out
+    scores = yaml.safe_load((repo / "metrics/eval.json").read_text())
+    assert scores["samples"] == 32 and scores["reference"].startswith("held-out")
+    assert {"generator", "floor", "best"} <= set(scores) and scores["best"]["epoch"] == 1
+    assert (repo / "mlflow.db").is_file() and (repo / "data/train/generator_best.pt").is_file()
     _run(["git", "add", "-A"], repo)
     _run(["git", "commit", "-qm", "baseline"], repo)
 
     out = dvc(repo, "exp", "run", "-S", "loss=mse")
-    assert "Running stage 'train'" in out
-    assert "Running stage 'download'" not in out and "Running stage 'preprocess'" not in out
-    assert yaml.safe_load((repo / "params.yaml").read_text())["loss"] == "mse"
+    assert "Running stage 'train'" in out and "Running stage 'evaluate'" in out
+    for stage in ("download", "preprocess", "classifier"):
+        assert f"Running stage '{stage}'" not in out
+    diff = dvc(repo, "metrics", "diff", "--md")
+    assert "metrics/eval.json" in diff and "generator.classifier.frechet_distance" in diff

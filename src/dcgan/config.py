@@ -90,6 +90,31 @@ class TrainParams:
     device: str = _rule(check=check_device)  # auto | cpu | cuda | cuda:N
     precision: str = _rule(choices=("bf16", "fp32"))  # bf16 autocast applies on CUDA only
     grid_images: int = _rule(minimum=1)  # fixed-noise samples in each epoch's grid
+    eval_every: int = _rule(minimum=0)  # epochs between classifier-space FD checks; 0: off
+    eval_samples: int = _rule(minimum=2)  # samples per check (best checkpoint by lowest FD)
+
+
+@dataclass(frozen=True)
+class ClassifierParams:
+    """``classifier:`` the domain classifier used by evaluation."""
+
+    width: int = _rule(minimum=1)  # channels of its first conv (features: 4 x width)
+    epochs: int = _rule(minimum=1)
+    batch_size: int = _rule(minimum=1)
+    lr: float = _rule(minimum=0.0)
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    """``evaluate:`` how generators (and the real-data floor) are scored."""
+
+    num_samples: int = _rule(minimum=2)  # generated samples, capped at the reference set's size
+    batch_size: int = _rule(minimum=1)
+    is_splits: int = _rule(minimum=1)
+    kid_subset_size: int = _rule(minimum=2)
+    pr_k: int = _rule(minimum=1)  # k of the k-NN manifolds for precision/recall
+    inception: bool = _rule()  # InceptionV3 IS/FID/KID through torch-fidelity
+    inception_weights: Optional[str] = _rule()  # null: torch-fidelity's cache (downloads once)
 
 
 @dataclass(frozen=True)
@@ -103,6 +128,8 @@ class Params:
     preprocess: PreprocessParams = _rule()
     model: ModelParams = _rule()
     train: TrainParams = _rule()
+    classifier: ClassifierParams = _rule()
+    evaluate: EvaluateParams = _rule()
 
     def __post_init__(self) -> None:
         if self.loss == "wgan-gp" and self.train.d_batches == "separate":

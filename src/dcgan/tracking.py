@@ -122,3 +122,34 @@ class MlflowLogger:
         reason = reason if len(reason) <= 160 else reason[:159] + "…"
         return (f"MLflow at {self.uri} failed ({reason}); not logged: {', '.join(self.not_logged)}; "
                 "the training outputs were still written")
+
+
+def _numbers(tree: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    """Flatten nested numeric results to ``{"a.b.c": value}`` (strings and lists dropped)."""
+    out: dict[str, float] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_numbers(value, f"{prefix}{key}."))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[f"{prefix}{key}"] = float(value)
+    return out
+
+
+def log_to_training_run(run_file: Path, results: dict[str, Any], prefix: str = "eval.") -> str | None:
+    """Add ``results`` as metrics to the MLflow run the train stage recorded in ``run_file``.
+
+    Returns None on success, else one line saying what was not logged (never raises).
+    """
+    if not run_file.is_file():
+        return f"{run_file} missing: evaluation metrics were not logged to MLflow"
+    saved = json.loads(run_file.read_text())
+    try:
+        import mlflow
+
+        client = mlflow.MlflowClient(saved["uri"])
+        for key, value in _numbers(results, prefix).items():
+            client.log_metric(saved["run_id"], key, value)
+    except Exception as err:  # any store failure
+        reason = (str(err).splitlines() or [type(err).__name__])[0][:160]
+        return f"MLflow at {saved['uri']} failed ({reason}); evaluation metrics not logged"
+    return None

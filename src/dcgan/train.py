@@ -15,7 +15,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import torch
 from tqdm import tqdm
@@ -23,6 +23,7 @@ from tqdm import tqdm
 from dcgan import atomic, checkpoint, losses, models
 from dcgan.config import Params
 from dcgan.data.prepared import load_meta, load_split
+from dcgan.device import resolve_device
 from dcgan.errors import UserError
 from dcgan.history import COLUMNS, History
 from dcgan.images import save_grid
@@ -33,19 +34,13 @@ class TrainingDiverged(UserError):
     """A loss became NaN or infinite; the last good checkpoint is kept."""
 
 
+Scorer = Callable[[torch.nn.Module], float]  # G -> score, lower is better (e.g. an FD)
+
+
 class EpochLogger(Protocol):
     """What the trainer reports to after each epoch (MLflow lives behind this, in stages/)."""
 
     def log_epoch(self, epoch: int, metrics: dict[str, float], grid: Path) -> None: ...
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when present, else CPU; asking for CUDA without one is a UserError."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"train.device: {name} requested but no CUDA device is visible; use auto or cpu")
-    return torch.device(name)
 
 
 def fingerprint(params: Params, meta: dict) -> str:
@@ -67,8 +62,9 @@ def fingerprint(params: Params, meta: dict) -> str:
 class Trainer:
     """Trains one G/D pair on a prepared data set; ``run()`` resumes from ``workdir`` if it can."""
 
-    def __init__(self, params: Params, prepared: str | Path, workdir: str | Path):
-        self.p, self.loss = params, params.loss
+    def __init__(self, params: Params, prepared: str | Path, workdir: str | Path,
+                 scorer: Scorer | None = None):
+        self.p, self.loss, self.scorer = params, params.loss, scorer
         self.device = resolve_device(params.train.device)
         self.amp = params.train.precision == "bf16" and self.device.type == "cuda"
         meta = load_meta(prepared)
@@ -109,6 +105,7 @@ class Trainer:
         self.rng = torch.Generator(self.device).manual_seed(p.seed)
         self.fixed_noise = torch.randn(t.grid_images, m.nz, generator=self.rng, device=self.device)
         self.epoch, self.history, self.wall_time = 0, History(), 0.0
+        self.best: dict[str, Any] = {}  # {"epoch", "score"} of the best checkpoint so far
 
     # ----------------------------------------------------------------------------- steps
     def _autocast(self) -> contextlib.AbstractContextManager:
@@ -182,7 +179,8 @@ class Trainer:
                 "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
                 "rng": self.rng.get_state(), "global_rng": checkpoint.rng_state(),
                 "fixed_noise": self.fixed_noise, "epoch": self.epoch,
-                "history": self.history.state_dict(), "wall_time": self.wall_time}
+                "history": self.history.state_dict(), "wall_time": self.wall_time,
+                "best": self.best}
 
     def _resume(self) -> bool:
         """Load ``last.pt`` if this run was checkpointed before; False when starting fresh."""
@@ -200,6 +198,7 @@ class Trainer:
         checkpoint.set_rng_state(state["global_rng"])
         self.fixed_noise, self.epoch = state["fixed_noise"], state["epoch"]
         self.history, self.wall_time = History.from_state(state["history"]), state["wall_time"]
+        self.best = state["best"]
         return True
 
     def _sample_grid(self) -> Path:
@@ -225,9 +224,27 @@ class Trainer:
         images = self.iters * self.p.d_steps * self.batch_size
         means = self.history.add_epoch(self.epoch, rows, images / seconds)
         grid = self._sample_grid()
+        self._periodic_eval(means)
         checkpoint.save(self.workdir / "last.pt", self._state())
         if logger is not None:
             logger.log_epoch(self.epoch, means, grid)
+
+    def _periodic_eval(self, means: dict[str, float]) -> None:
+        """Every ``eval_every`` epochs (and at the end) score G; keep the best weights.
+
+        GAN runs often peak and then collapse, so the last epoch is not always the one to keep.
+        """
+        every = self.p.train.eval_every
+        if self.scorer is None or not every:
+            return
+        if self.epoch % every and self.epoch != self.p.train.epochs:
+            return
+        score = float(self.scorer(self.G))
+        self.G.train()
+        means["eval_fd"] = score
+        if not self.best or score < self.best["score"]:
+            self.best = {"epoch": self.epoch, "score": score}
+            checkpoint.save_model(self.workdir / "best.pt", self.G, self.g_kwargs)
 
     def run(self, logger: EpochLogger | None = None) -> bool:
         """Train up to ``train.epochs``; returns True if it resumed from a checkpoint."""
@@ -249,6 +266,12 @@ class Trainer:
             checkpoint.save_model(tmp / "generator.pt", self.G, self.g_kwargs)
             checkpoint.save_model(tmp / "discriminator.pt", self.D, self.d_kwargs)
             shutil.copytree(self.workdir / "grids", tmp / "grids")
+            if self.best:
+                t = self.p.train
+                shutil.copyfile(self.workdir / "best.pt", tmp / "generator_best.pt")
+                atomic.write_json(tmp / "best.json", {**self.best, "rule": (
+                    f"lowest classifier-space Fréchet distance on {t.eval_samples} samples, "
+                    f"checked every {t.eval_every} epoch(s) and at the end")})
             self.history.write_csvs(tmp / "plots")
         return self.metrics()
 
@@ -258,4 +281,6 @@ class Trainer:
         return {**{k: last[k] for k in COLUMNS}, "epochs": self.epoch,
                 "iterations": len(self.history.rows), "wall_time_s": round(self.wall_time, 3),
                 "images_per_second": round(self.history.images_per_second(), 1),
-                "device": str(self.device), "precision": "bf16" if self.amp else "fp32"}
+                "device": str(self.device), "precision": "bf16" if self.amp else "fp32",
+                **({"best_epoch": self.best["epoch"], "best_eval_fd": self.best["score"]}
+                   if self.best else {})}

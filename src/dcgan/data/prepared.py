@@ -26,3 +26,11 @@ def load_split(prepared: str | Path, split: str = "train") -> tuple[torch.Tensor
 def load_meta(prepared: str | Path) -> dict:
     """The ``meta.json`` written beside the split files."""
     return json.loads((Path(prepared) / "meta.json").read_text())
+
+
+def heldout_split(prepared: str | Path, meta: dict) -> tuple[tuple[torch.Tensor, torch.Tensor] | None, str]:
+    """The held-out split (``test``, else ``val``) and its name, or ``(None, "")`` if none."""
+    for split in ("test", "val"):
+        if split in meta["splits"]:
+            return load_split(prepared, split), f"the {split} split"
+    return None, ""

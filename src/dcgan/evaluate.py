@@ -1,0 +1,105 @@
+"""Scoring generators against real data, and the real-data floor, with one code path.
+
+Two feature spaces: the domain classifier (meaningful on 28x28 grayscale) and, optionally,
+InceptionV3 through torch-fidelity (the literature's numbers). The floor scores real
+held-out data against real train data with the same code, so it says what a perfect
+generator would get at this sample size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from dcgan import metrics
+from dcgan.classifier import DomainClassifier, outputs
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How scores are computed (from params ``evaluate:``)."""
+
+    is_splits: int
+    kid_subset_size: int
+    pr_k: int
+    batch_size: int
+    seed: int
+
+
+@torch.no_grad()
+def sample(generator: torch.nn.Module, n: int, nz: int, device: torch.device, seed: int,
+           batch_size: int = 500) -> torch.Tensor:
+    """``n`` images from ``generator`` (eval mode) for seeded noise, on the CPU in [-1, 1]."""
+    generator.to(device).eval()
+    rng = torch.Generator(device).manual_seed(seed)
+    chunks = []
+    for start in tqdm(range(0, n, batch_size), desc="sample", leave=False, mininterval=1.0):
+        z = torch.randn(min(batch_size, n - start), nz, generator=rng, device=device)
+        chunks.append(generator(z).float().clamp(-1, 1).cpu())
+    return torch.cat(chunks)
+
+
+def classifier_scores(model: DomainClassifier, candidate: torch.Tensor, reference: torch.Tensor,
+                      device: torch.device, s: Settings) -> dict[str, Any]:
+    """Classifier-space scores of ``candidate`` images against ``reference`` images.
+
+    Inception-style score from the class probabilities; Fréchet distance, KID and
+    precision/recall (k-NN manifolds) in the penultimate features; the predicted-class
+    histogram and the number of classes covered (mode collapse shows there).
+    """
+    cand = outputs(model, candidate, device, s.batch_size)
+    ref = outputs(model, reference, device, s.batch_size)
+    is_mean, is_std = metrics.inception_score(cand.probs, s.is_splits)
+    kid_mean, kid_std = metrics.kid(cand.features, ref.features, s.kid_subset_size, seed=s.seed)
+    counts = metrics.class_histogram(cand.probs, cand.probs.shape[1])
+    return {
+        "inception_score": {"mean": is_mean, "std": is_std},
+        "frechet_distance": metrics.frechet_distance_features(cand.features, ref.features),
+        "kid": {"mean": kid_mean, "std": kid_std},
+        **metrics.precision_recall(ref.features, cand.features, k=s.pr_k),
+        "classes_covered": metrics.classes_covered(counts),
+        "class_histogram": {str(i): c for i, c in enumerate(counts)},
+    }
+
+
+def take(images: torch.Tensor, n: int, seed: int) -> torch.Tensor:
+    """A seeded subset of ``n`` images (all of them, in order, when there are at most ``n``)."""
+    if len(images) <= n:
+        return images
+    keep = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:n]
+    return images[keep.sort().values]
+
+
+def real_sets(train: torch.Tensor, heldout: torch.Tensor | None, n: int,
+              seed: int) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """The reference set and the floor's real candidate set, of equal size (at most ``n``).
+
+    The reference is the held-out split and the floor's candidate a train subset; with no
+    held-out split, two disjoint halves of train. Generated samples are scored against the
+    same reference at the same size, so generator and floor rows compare like for like.
+    """
+    if heldout is not None:
+        reference = take(heldout, n, seed)
+        return reference, take(train, len(reference), seed + 1), "held-out split vs train"
+    perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))
+    half = min(n, len(train) // 2)
+    return (train[perm[:half].sort().values], train[perm[half:2 * half].sort().values],
+            "half of train vs the other half (the data has no held-out split)")
+
+
+def fd_scorer(model: DomainClassifier, reference: torch.Tensor, nz: int, device: torch.device,
+              seed: int, batch_size: int = 500):
+    """A training-time scorer: classifier-space Fréchet distance of ``len(reference)`` samples.
+
+    The reference features are computed once; each call samples the same seeded noise.
+    """
+    ref = outputs(model, reference, device, batch_size).features
+
+    def score(generator: torch.nn.Module) -> float:
+        fake = sample(generator, len(reference), nz, device, seed, batch_size)
+        return metrics.frechet_distance_features(outputs(model, fake, device, batch_size).features, ref)
+
+    return score

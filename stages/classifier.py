@@ -1,0 +1,50 @@
+"""Stage `classifier`: the domain classifier on data/prepared (independent of `loss`)."""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from dcgan import atomic, checkpoint
+from dcgan.classifier import DomainClassifier, accuracy, fit
+from dcgan.config import load_params
+from dcgan.device import resolve_device
+from dcgan.data.prepared import heldout_split, load_meta, load_split
+from dcgan.errors import UserError, run_stage
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--data", default="data/prepared")
+    parser.add_argument("--out", default="data/classifier/classifier.pt")
+    parser.add_argument("--metrics", default="metrics/classifier.json")
+    args = parser.parse_args()
+    params = load_params(args.params)
+    c, meta = params.classifier, load_meta(args.data)
+    if not meta["classes"]:
+        raise UserError(f"{args.data}: the data has no labels, so no domain classifier can be "
+                        "trained; use a labelled source (one sub-folder per class)")
+    images, labels = load_split(args.data, "train")
+    heldout, note = heldout_split(args.data, meta)
+    if heldout is None:  # no test/val split: hold out 10% of train, chosen by seed
+        perm = torch.randperm(len(images), generator=torch.Generator().manual_seed(params.seed))
+        cut = len(images) // 10
+        heldout = (images[perm[:cut]], labels[perm[:cut]])
+        images, labels = images[perm[cut:]], labels[perm[cut:]]
+        note = "10% of train (the data has no test or val split)"
+    torch.manual_seed(params.seed)
+    device = resolve_device(params.train.device)
+    kwargs = dict(nc=meta["image_shape"][0], num_classes=len(meta["classes"]), width=c.width)
+    model = fit(DomainClassifier(**kwargs), images, labels, epochs=c.epochs,
+                batch_size=c.batch_size, lr=c.lr, seed=params.seed, device=device)
+    acc = accuracy(model, *heldout, device)
+    checkpoint.save_model(args.out, model.cpu(), kwargs)
+    atomic.write_json(args.metrics, {"accuracy": round(acc, 5), "heldout": note,
+                                     "heldout_count": len(heldout[0]), "train_count": len(images)})
+    print(f"classifier: {acc:.2%} accuracy on {note} -> {args.out}")
+
+
+if __name__ == "__main__":
+    run_stage(main)

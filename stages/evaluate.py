@@ -1,0 +1,77 @@
+"""Stage `evaluate`: the generator and a real-data floor, in classifier and InceptionV3 space."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from dcgan import atomic, checkpoint
+from dcgan.classifier import DomainClassifier
+from dcgan.config import load_params
+from dcgan.data.prepared import heldout_split, load_meta, load_split
+from dcgan.device import resolve_device
+from dcgan.errors import UserError, run_stage
+from dcgan.evaluate import Settings, classifier_scores, real_sets, sample
+from dcgan.models import Generator
+from dcgan.tracking import log_to_training_run
+
+
+def _inception(fake, reference, candidate, params, device) -> dict:
+    """InceptionV3 IS/FID/KID for the generator and the floor (torch-fidelity)."""
+    from dcgan.inception import InceptionUnavailable, inception_metrics
+
+    e = params.evaluate
+    kwargs = dict(weights_path=e.inception_weights, kid_subset_size=e.kid_subset_size,
+                  device=device, seed=params.seed)
+    try:
+        return {"generator": inception_metrics(fake, reference, **kwargs),
+                "floor": inception_metrics(candidate, reference, **kwargs)}
+    except InceptionUnavailable as err:
+        raise UserError(str(err)) from None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--data", default="data/prepared")
+    parser.add_argument("--classifier", default="data/classifier/classifier.pt")
+    parser.add_argument("--train", default="data/train")
+    parser.add_argument("--metrics", default="metrics/eval.json")
+    args = parser.parse_args()
+    params, e = load_params(args.params), load_params(args.params).evaluate
+    device = resolve_device(params.train.device)
+    meta = load_meta(args.data)
+    heldout, _ = heldout_split(args.data, meta)
+    reference, candidate, how = real_sets(load_split(args.data, "train")[0],
+                                          heldout[0] if heldout else None, e.num_samples,
+                                          params.seed)
+    generator = checkpoint.load_model(Path(args.train) / "generator.pt", Generator)
+    fake = sample(generator, len(reference), generator.nz, device, params.seed, e.batch_size)
+    clf = checkpoint.load_model(args.classifier, DomainClassifier).to(device)
+    s = Settings(e.is_splits, e.kid_subset_size, e.pr_k, e.batch_size, params.seed)
+    result = {"samples": len(reference), "reference": how,
+              "generator": {"classifier": classifier_scores(clf, fake, reference, device, s)},
+              "floor": {"classifier": classifier_scores(clf, candidate, reference, device, s)}}
+    best = Path(args.train) / "generator_best.pt"
+    if best.is_file():  # the periodic evaluation's pick, scored the same way
+        best_fake = sample(checkpoint.load_model(best, Generator), len(reference), generator.nz,
+                           device, params.seed, e.batch_size)
+        result["best"] = {**json.loads((Path(args.train) / "best.json").read_text()),
+                          "classifier": classifier_scores(clf, best_fake, reference, device, s)}
+    if e.inception:
+        scores = _inception(fake, reference, candidate, params, device)
+        for row in ("generator", "floor"):
+            result[row]["inception"] = scores[row]
+    atomic.write_json(args.metrics, result)
+    if problem := log_to_training_run(Path(args.train) / "mlflow_run.json", result):
+        print(f"warning: {problem}", file=sys.stderr)
+    g, f = result["generator"]["classifier"], result["floor"]["classifier"]
+    print(f"evaluate: classifier FD {g['frechet_distance']:.3f} (floor {f['frechet_distance']:.3f}), "
+          f"IS {g['inception_score']['mean']:.2f} (floor {f['inception_score']['mean']:.2f}), "
+          f"{g['classes_covered']} classes covered -> {args.metrics}")
+
+
+if __name__ == "__main__":
+    run_stage(main)
