@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 import torch
 
@@ -37,11 +38,13 @@ def main() -> None:
     torch.manual_seed(params.seed)
     device = resolve_device(params.train.device)
     kwargs = dict(nc=meta["image_shape"][0], num_classes=len(meta["classes"]), width=c.width)
-    model = fit(DomainClassifier(**kwargs), images, labels, epochs=c.epochs,
+    steps_per_epoch = math.ceil(len(images) / c.batch_size)
+    epochs = max(c.epochs, math.ceil(c.min_steps / steps_per_epoch))
+    model = fit(DomainClassifier(**kwargs), images, labels, epochs=epochs,
                 batch_size=c.batch_size, lr=c.lr, seed=params.seed, device=device)
     acc = accuracy(model, *heldout, device)
     checkpoint.save_model(args.out, model.cpu(), kwargs)
-    atomic.write_json(args.metrics, {"accuracy": round(acc, 5), "heldout": note,
+    atomic.write_json(args.metrics, {"accuracy": round(acc, 5), "heldout": note, "epochs": epochs,
                                      "heldout_count": len(heldout[0]), "train_count": len(images)})
     print(f"classifier: {acc:.2%} accuracy on {note} -> {args.out}")
 

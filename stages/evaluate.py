@@ -12,24 +12,21 @@ from dcgan.classifier import DomainClassifier
 from dcgan.config import load_params
 from dcgan.data.prepared import heldout_split, load_meta, load_split
 from dcgan.device import resolve_device
-from dcgan.errors import UserError, run_stage
-from dcgan.evaluate import Settings, classifier_scores, real_sets, sample
+from dcgan.errors import run_stage
+from dcgan.evaluate import Settings, classifier_scores, noise_like, real_sets, sample
 from dcgan.models import Generator
 from dcgan.tracking import log_to_training_run
 
 
 def _inception(fake, reference, candidate, params, device) -> dict:
     """InceptionV3 IS/FID/KID for the generator and the floor (torch-fidelity)."""
-    from dcgan.inception import InceptionUnavailable, inception_metrics
+    from dcgan.inception import inception_metrics
 
     e = params.evaluate
     kwargs = dict(weights_path=e.inception_weights, kid_subset_size=e.kid_subset_size,
                   device=device, seed=params.seed)
-    try:
-        return {"generator": inception_metrics(fake, reference, **kwargs),
-                "floor": inception_metrics(candidate, reference, **kwargs)}
-    except InceptionUnavailable as err:
-        raise UserError(str(err)) from None
+    return {"generator": inception_metrics(fake, reference, **kwargs),
+            "floor": inception_metrics(candidate, reference, **kwargs)}
 
 
 def main() -> None:
@@ -40,8 +37,13 @@ def main() -> None:
     parser.add_argument("--train", default="data/train")
     parser.add_argument("--metrics", default="metrics/eval.json")
     args = parser.parse_args()
-    params, e = load_params(args.params), load_params(args.params).evaluate
+    params = load_params(args.params)
+    e = params.evaluate
     device = resolve_device(params.train.device)
+    if e.inception:  # fail before any work when the weights are missing
+        from dcgan.inception import check_weights
+
+        check_weights(e.inception_weights)
     meta = load_meta(args.data)
     heldout, _ = heldout_split(args.data, meta)
     reference, candidate, how = real_sets(load_split(args.data, "train")[0],
@@ -53,7 +55,9 @@ def main() -> None:
     s = Settings(e.is_splits, e.kid_subset_size, e.pr_k, e.batch_size, params.seed)
     result = {"samples": len(reference), "reference": how,
               "generator": {"classifier": classifier_scores(clf, fake, reference, device, s)},
-              "floor": {"classifier": classifier_scores(clf, candidate, reference, device, s)}}
+              "floor": {"classifier": classifier_scores(clf, candidate, reference, device, s)},
+              "noise": {"classifier": classifier_scores(clf, noise_like(reference, params.seed),
+                                                        reference, device, s)}}
     best = Path(args.train) / "generator_best.pt"
     if best.is_file():  # the periodic evaluation's pick, scored the same way
         best_fake = sample(checkpoint.load_model(best, Generator), len(reference), generator.nz,

@@ -61,7 +61,8 @@ def shared_data() -> Path:
 TINY = {"model.ngf": 8, "model.ndf": 8, "model.nz": 16, "train.batch_size": 16,
         "train.epochs": 2, "train.grid_images": 16, "train.device": "cpu",
         "train.eval_every": 0, "train.eval_samples": 32, "classifier.width": 4,
-        "classifier.epochs": 1, "evaluate.num_samples": 64, "evaluate.inception": False,
+        "classifier.epochs": 1, "classifier.min_steps": 0,
+        "evaluate.num_samples": 64, "evaluate.inception": False,
         "evaluate.kid_subset_size": 16, "evaluate.is_splits": 2}
 
 

@@ -91,3 +91,12 @@ def test_fd_scorer_is_deterministic_and_prefers_real_like_output(trained):
     noise = score(Noise())
     assert noise == score(Noise())
     assert score(Constant(train[0])) > 0 and noise > 0
+
+
+def test_class_sorted_reference_does_not_fool_the_split_score(trained):
+    """Data sorted by class must not make the floor's Inception-style score collapse to ~1."""
+    model, (train, labels), (test, test_labels) = trained
+    order, test_order = labels.argsort(stable=True), test_labels.argsort(stable=True)
+    reference, candidate, _ = real_sets(train[order], test[test_order], 400, seed=0)
+    floor = classifier_scores(model, candidate, reference, DEVICE, SETTINGS)
+    assert floor["inception_score"]["mean"] > 0.9 * CLASSES

@@ -100,6 +100,7 @@ class ClassifierParams:
 
     width: int = _rule(minimum=1)  # channels of its first conv (features: 4 x width)
     epochs: int = _rule(minimum=1)
+    min_steps: int = _rule(minimum=0)  # more epochs on small data sets, for confident outputs
     batch_size: int = _rule(minimum=1)
     lr: float = _rule(minimum=0.0)
 

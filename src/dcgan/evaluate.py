@@ -42,6 +42,12 @@ def sample(generator: torch.nn.Module, n: int, nz: int, device: torch.device, se
     return torch.cat(chunks)
 
 
+def noise_like(reference: torch.Tensor, seed: int) -> torch.Tensor:
+    """Uniform noise in [-1, 1] shaped like ``reference``: the bottom row of every report."""
+    gen = torch.Generator().manual_seed(seed)
+    return torch.rand(reference.shape, generator=gen) * 2 - 1
+
+
 def classifier_scores(model: DomainClassifier, candidate: torch.Tensor, reference: torch.Tensor,
                       device: torch.device, s: Settings) -> dict[str, Any]:
     """Classifier-space scores of ``candidate`` images against ``reference`` images.
@@ -66,11 +72,13 @@ def classifier_scores(model: DomainClassifier, candidate: torch.Tensor, referenc
 
 
 def take(images: torch.Tensor, n: int, seed: int) -> torch.Tensor:
-    """A seeded subset of ``n`` images (all of them, in order, when there are at most ``n``)."""
-    if len(images) <= n:
-        return images
+    """A seeded random subset of at most ``n`` images, in shuffled order.
+
+    Shuffled on purpose: data sets are often stored sorted by class, and the Inception-style
+    score's splits are contiguous chunks, so a sorted set would score ~1 for every chunk.
+    """
     keep = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:n]
-    return images[keep.sort().values]
+    return images[keep]
 
 
 def real_sets(train: torch.Tensor, heldout: torch.Tensor | None, n: int,
@@ -86,7 +94,7 @@ def real_sets(train: torch.Tensor, heldout: torch.Tensor | None, n: int,
         return reference, take(train, len(reference), seed + 1), "held-out split vs train"
     perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))
     half = min(n, len(train) // 2)
-    return (train[perm[:half].sort().values], train[perm[half:2 * half].sort().values],
+    return (train[perm[:half]], train[perm[half:2 * half]],
             "half of train vs the other half (the data has no held-out split)")
 
 

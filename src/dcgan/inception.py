@@ -117,7 +117,7 @@ def _unavailable(weights_path: str | None, err: BaseException) -> InceptionUnava
         f"{weights_url()}) in {cached.parent} or set evaluate.inception_weights to its path, {_DISABLE}")
 
 
-def _check_weights(weights_path: str | None) -> None:
+def check_weights(weights_path: str | None) -> None:
     """Load the weights the way torch-fidelity does, before any image is processed.
 
     The network is built on the meta device, so this costs one ``torch.load`` (plus the download when
@@ -199,7 +199,7 @@ def inception_metrics(fake: Tensor, real: Tensor, *, weights_path: str | os.Path
     fake_u8, real_u8 = to_uint8_rgb(fake), to_uint8_rgb(real)
     _validate(fake_u8, real_u8, kid_subset_size, batch_size)
     weights_path = None if weights_path is None else os.fspath(weights_path)
-    _check_weights(weights_path)
+    check_weights(weights_path)
     raw = _calculate(fake_u8, real_u8, weights_path, kid_subset_size, batch_size, torch.device(device), seed)
     keys = {torch_fidelity.KEY_METRIC_ISC_MEAN: "inception_score_mean",
             torch_fidelity.KEY_METRIC_ISC_STD: "inception_score_std",
