@@ -124,7 +124,14 @@ def test_full_pipeline_then_exp_run_with_other_loss(tmp_path):
     scores = yaml.safe_load((repo / "metrics/eval.json").read_text())
     assert scores["samples"] == 32 and scores["reference"].startswith("held-out")
     assert {"generator", "floor", "best"} <= set(scores) and scores["best"]["epoch"] == 1
-    assert (repo / "mlflow.db").is_file() and (repo / "data/train/generator_best.pt").is_file()
+    assert (repo / "data/train/generator_best.pt").is_file()
+    import mlflow
+
+    client = mlflow.MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("dcgan").experiment_id])
+    assert run.data.tags["dvc.stage"] == "train"
+    assert run.data.metrics["eval.floor.classifier.frechet_distance"] == pytest.approx(
+        scores["floor"]["classifier"]["frechet_distance"])
     _run(["git", "add", "-A"], repo)
     _run(["git", "commit", "-qm", "baseline"], repo)
 

@@ -281,6 +281,6 @@ class Trainer:
         return {**{k: last[k] for k in COLUMNS}, "epochs": self.epoch,
                 "iterations": len(self.history.rows), "wall_time_s": round(self.wall_time, 3),
                 "images_per_second": round(self.history.images_per_second(), 1),
-                "device": str(self.device), "precision": "bf16" if self.amp else "fp32",
+                "device": str(self.device), "dtype": "bf16" if self.amp else "fp32",
                 **({"best_epoch": self.best["epoch"], "best_eval_fd": self.best["score"]}
                    if self.best else {})}
