@@ -29,6 +29,33 @@ def _inception(fake, reference, candidate, params, device) -> dict:
             "floor": inception_metrics(candidate, reference, **kwargs)}
 
 
+def _classifier_rows(args: argparse.Namespace, params, device) -> tuple[dict, dict]:
+    """Classifier-space rows for every candidate, and the image sets the Inception part reuses."""
+    e = params.evaluate
+    heldout, _ = heldout_split(args.data, load_meta(args.data))
+    reference, candidate, how = real_sets(load_split(args.data, "train")[0],
+                                          heldout[0] if heldout else None, e.num_samples,
+                                          params.seed)
+    clf = checkpoint.load_model(args.classifier, DomainClassifier).to(device)
+    s = Settings(e.is_splits, e.kid_subset_size, e.pr_k, e.batch_size, params.seed)
+
+    def scores(images):
+        return {"classifier": classifier_scores(clf, images, reference, device, s)}
+
+    def generated(path: Path):
+        g = checkpoint.load_model(path, Generator)
+        return sample(g, len(reference), g.nz, device, params.seed, e.batch_size)
+
+    fake = generated(Path(args.train) / "generator.pt")
+    result = {"samples": len(reference), "reference": how, "generator": scores(fake),
+              "floor": scores(candidate), "noise": scores(noise_like(reference, params.seed))}
+    best = Path(args.train) / "generator_best.pt"
+    if best.is_file():  # the periodic evaluation's pick, scored the same way
+        result["best"] = {**json.loads((Path(args.train) / "best.json").read_text()),
+                          **scores(generated(best))}
+    return result, {"fake": fake, "reference": reference, "candidate": candidate}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--params", default="params.yaml")
@@ -38,34 +65,14 @@ def main() -> None:
     parser.add_argument("--metrics", default="metrics/eval.json")
     args = parser.parse_args()
     params = load_params(args.params)
-    e = params.evaluate
     device = resolve_device(params.train.device)
-    if e.inception:  # fail before any work when the weights are missing
+    if params.evaluate.inception:  # fail before any work when the weights are missing
         from dcgan.inception import check_weights
 
-        check_weights(e.inception_weights)
-    meta = load_meta(args.data)
-    heldout, _ = heldout_split(args.data, meta)
-    reference, candidate, how = real_sets(load_split(args.data, "train")[0],
-                                          heldout[0] if heldout else None, e.num_samples,
-                                          params.seed)
-    generator = checkpoint.load_model(Path(args.train) / "generator.pt", Generator)
-    fake = sample(generator, len(reference), generator.nz, device, params.seed, e.batch_size)
-    clf = checkpoint.load_model(args.classifier, DomainClassifier).to(device)
-    s = Settings(e.is_splits, e.kid_subset_size, e.pr_k, e.batch_size, params.seed)
-    result = {"samples": len(reference), "reference": how,
-              "generator": {"classifier": classifier_scores(clf, fake, reference, device, s)},
-              "floor": {"classifier": classifier_scores(clf, candidate, reference, device, s)},
-              "noise": {"classifier": classifier_scores(clf, noise_like(reference, params.seed),
-                                                        reference, device, s)}}
-    best = Path(args.train) / "generator_best.pt"
-    if best.is_file():  # the periodic evaluation's pick, scored the same way
-        best_fake = sample(checkpoint.load_model(best, Generator), len(reference), generator.nz,
-                           device, params.seed, e.batch_size)
-        result["best"] = {**json.loads((Path(args.train) / "best.json").read_text()),
-                          "classifier": classifier_scores(clf, best_fake, reference, device, s)}
-    if e.inception:
-        scores = _inception(fake, reference, candidate, params, device)
+        check_weights(params.evaluate.inception_weights)
+    result, sets = _classifier_rows(args, params, device)
+    if params.evaluate.inception:
+        scores = _inception(sets["fake"], sets["reference"], sets["candidate"], params, device)
         for row in ("generator", "floor"):
             result[row]["inception"] = scores[row]
     atomic.write_json(args.metrics, result)
