@@ -1,0 +1,166 @@
+"""Training and evaluation speed: our path against a tutorial-style loop, same architecture.
+
+Needs torch (and this repo's src/ importable), neither dvc nor mlflow, so it runs on a bare GPU
+box. Prints a table and writes JSON to benchmarks/results/<device>-<date>.json.
+
+    python benchmarks/bench.py                 # full sizes on CUDA; small sizes on CPU
+    python benchmarks/bench.py --scale 0.01    # 1% of the full sizes (the CI smoke run)
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+from dcgan import atomic, metrics  # noqa: E402
+from dcgan.classifier import DomainClassifier, outputs  # noqa: E402
+from dcgan.config import load_params  # noqa: E402
+from dcgan.evaluate import sample  # noqa: E402
+from dcgan.models import Discriminator, Generator  # noqa: E402
+from dcgan.train import Trainer  # noqa: E402
+
+FULL = {"28x28": (60_000, 1, 28), "64x64": (16_000, 3, 64)}  # name -> (images, channels, size)
+EVAL_SAMPLES = 10_000
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _prepared(folder: Path, n: int, nc: int, size: int) -> Path:
+    """A synthetic prepared data set in the preprocess stage's format."""
+    images = torch.rand(n, nc, size, size, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    torch.save({"images": images, "labels": torch.zeros(n, dtype=torch.int64)}, folder / "train.pt")
+    atomic.write_json(folder / "meta.json", {"dataset": "synthetic", "source_sha256": "-",
+                                             "classes": [], "image_shape": [nc, size, size],
+                                             "splits": {"train": {"count": n}}})
+    return folder
+
+
+def ours(folder: Path, device: torch.device, batch: int, epochs: int) -> float:
+    """Images per second of the library's training loop (one warm-up epoch not counted)."""
+    params = load_params(REPO / "params.yaml", {"train.device": str(device), "train.batch_size": batch,
+                                                "train.epochs": epochs + 1})
+    trainer = Trainer(params, folder, folder / "work")
+    trainer._epoch()  # warm-up: allocator, cuDNN autotuning
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(epochs):
+        trainer._epoch()
+    _sync(device)
+    return epochs * trainer.iters * trainer.batch_size / (time.perf_counter() - start)
+
+
+def reference(folder: Path, device: torch.device, batch: int, epochs: int) -> float:
+    """Images per second of what the write-ups do: a DataLoader over CPU tensors, a copy to the
+    device per batch, fp32, eager, and ``.item()`` on every step."""
+    images = torch.load(folder / "train.pt", weights_only=True)["images"]
+    nc, size = images.shape[1], images.shape[-1]
+    torch.manual_seed(0)
+    G, D = Generator(nc=nc, image_size=size).to(device), Discriminator(nc=nc, image_size=size).to(device)
+    opt_g = torch.optim.Adam(G.parameters(), 2e-4, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(D.parameters(), 2e-4, betas=(0.5, 0.999))
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(images), batch_size=batch,
+                                         shuffle=True, drop_last=True)
+    seen, start, log = 0, 0.0, []
+    for epoch in range(epochs + 1):  # epoch 0 is the warm-up
+        if epoch == 1:
+            _sync(device)
+            start, seen = time.perf_counter(), 0
+        for (real,) in loader:
+            real = real.to(device)
+            fake = G(torch.randn(len(real), 100, device=device))
+            r, f = D(real), D(fake.detach())
+            d_loss = F.softplus(-r).mean() + F.softplus(f).mean()
+            opt_d.zero_grad()
+            d_loss.backward()
+            opt_d.step()
+            g_loss = F.softplus(-D(fake)).mean()
+            opt_g.zero_grad()
+            g_loss.backward()
+            opt_g.step()
+            log.append((d_loss.item(), g_loss.item()))  # the per-step host sync
+            seen += len(real)
+    _sync(device)
+    return seen / (time.perf_counter() - start)
+
+
+def evaluation_seconds(device: torch.device, n: int) -> float:
+    """Seconds to sample ``n`` images and compute the classifier-space metrics against ``n`` reals."""
+    torch.manual_seed(0)
+    G = Generator(nc=1, image_size=28).to(device)
+    clf = DomainClassifier(nc=1, num_classes=10).to(device)
+    real = torch.rand(n, 1, 28, 28) * 2 - 1
+    _sync(device)
+    start = time.perf_counter()
+    fake = sample(G, n, G.nz, device, seed=0)
+    a, b = outputs(clf, fake, device), outputs(clf, real, device)
+    metrics.inception_score(a.probs)
+    metrics.frechet_distance_features(a.features, b.features)
+    metrics.kid(a.features, b.features, subset_size=min(1000, n))
+    metrics.precision_recall(b.features, a.features)
+    return time.perf_counter() - start
+
+
+def _table(rows: list[dict]) -> str:
+    head = ["set", "images", "ours img/s", "reference img/s", "ours/ref", "full epoch s (ours)"]
+    lines = [" | ".join(head), " | ".join("-" * len(h) for h in head)]
+    for r in rows:
+        lines.append(" | ".join([r["set"], str(r["images"]), f"{r['ours_images_per_s']:.0f}",
+                                 f"{r['reference_images_per_s']:.0f}", f"{r['speedup']:.2f}x",
+                                 f"{r['full_epoch_s']:.2f}"]))
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--scale", type=float, default=None,
+                        help="fraction of the full sizes (default: 1 on CUDA, 0.02 on CPU)")
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--epochs", type=int, default=2, help="timed epochs after one warm-up")
+    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    scale = args.scale or (1.0 if device.type == "cuda" else 0.02)
+    rows = []
+    for name, (n_full, nc, size) in FULL.items():
+        n = max(args.batch, int(n_full * scale))
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = _prepared(Path(tmp), n, nc, size)
+            ips = ours(folder, device, args.batch, args.epochs)
+            ref = reference(folder, device, args.batch, args.epochs)
+        rows.append({"set": name, "images": n, "ours_images_per_s": ips,
+                     "reference_images_per_s": ref, "speedup": ips / ref,
+                     "full_epoch_s": n_full / ips})
+    n_eval = max(100, int(EVAL_SAMPLES * scale))
+    result = {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "date": dt.date.today().isoformat(), "torch": torch.__version__, "batch": args.batch,
+        "scale": scale, "command": " ".join(sys.argv), "training": rows,
+        "evaluation": {"samples": n_eval, "seconds": evaluation_seconds(device, n_eval)},
+        "peak_gpu_memory_gib": (torch.cuda.max_memory_allocated(device) / 2**30
+                                if device.type == "cuda" else None),
+    }
+    print(_table(rows))
+    print(f"evaluation: {n_eval} samples, classifier metrics in {result['evaluation']['seconds']:.2f} s")
+    slug = result["device"].replace(" ", "-").lower()
+    path = Path(args.out) / f"{slug}-{result['date']}.json"
+    atomic.write_json(path, result)
+    print(f"-> {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,21 @@
+"""The benchmark script's smoke run (the numbers themselves are read from its table, never asserted)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from conftest import REPO
+
+
+def test_benchmark_smoke_run_writes_its_table_and_json(tmp_path):
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks/bench.py"), "--scale", "0.004",
+                           "--epochs", "1", "--batch", "64", "--device", "cpu", "--out", str(tmp_path)],
+                          capture_output=True, text=True, check=True)
+    assert "ours/ref" in proc.stdout
+    (result,) = [json.loads(p.read_text()) for p in tmp_path.glob("cpu-*.json")]
+    assert [r["set"] for r in result["training"]] == ["28x28", "64x64"]
+    for row in result["training"]:
+        assert row["ours_images_per_s"] > 0 and row["reference_images_per_s"] > 0
+    assert result["evaluation"]["seconds"] > 0 and result["peak_gpu_memory_gib"] is None
