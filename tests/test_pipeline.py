@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from PIL import Image
 
 from conftest import REPO, TINY, make_idx_dir, make_image_folder, write_params
 
@@ -119,8 +120,10 @@ def test_full_pipeline_then_exp_run_with_other_loss(tmp_path):
     write_params(repo, {**TINY, "train.epochs": 1, "train.eval_every": 1,
                         "dataset": f"idx:{idx_dir}"})
     out = dvc(repo, "repro")
-    for stage in ("download", "preprocess", "classifier", "train", "evaluate"):
+    for stage in ("download", "preprocess", "classifier", "train", "evaluate", "report"):
         assert f"Running stage '{stage}'" in out
+    with Image.open(repo / "data/report/progress.gif") as gif:
+        assert gif.n_frames == 1  # one frame per epoch
     scores = yaml.safe_load((repo / "metrics/eval.json").read_text())
     assert scores["samples"] == 32 and scores["reference"].startswith("held-out")
     assert {"generator", "floor", "best"} <= set(scores) and scores["best"]["epoch"] == 1
@@ -136,7 +139,7 @@ def test_full_pipeline_then_exp_run_with_other_loss(tmp_path):
     _run(["git", "commit", "-qm", "baseline"], repo)
 
     out = dvc(repo, "exp", "run", "-S", "loss=mse")
-    assert "Running stage 'train'" in out and "Running stage 'evaluate'" in out
+    assert all(f"Running stage '{s}'" in out for s in ("train", "evaluate", "report"))
     for stage in ("download", "preprocess", "classifier"):
         assert f"Running stage '{stage}'" not in out
     diff = dvc(repo, "metrics", "diff", "--md")

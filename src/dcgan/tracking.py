@@ -135,21 +135,34 @@ def _numbers(tree: dict[str, Any], prefix: str = "") -> dict[str, float]:
     return out
 
 
-def log_to_training_run(run_file: Path, results: dict[str, Any], prefix: str = "eval.") -> str | None:
-    """Add ``results`` as metrics to the MLflow run the train stage recorded in ``run_file``.
+def _with_training_run(run_file: Path, what: str, fn: Callable[[Any, str], None]) -> str | None:
+    """Call ``fn(client, run_id)`` on the MLflow run the train stage recorded in ``run_file``.
 
     Returns None on success, else one line saying what was not logged (never raises).
     """
     if not run_file.is_file():
-        return f"{run_file} missing: evaluation metrics were not logged to MLflow"
+        return f"{run_file} missing: {what} not logged to MLflow"
     saved = json.loads(run_file.read_text())
     try:
         import mlflow
 
-        client = mlflow.MlflowClient(saved["uri"])
-        for key, value in _numbers(results, prefix).items():
-            client.log_metric(saved["run_id"], key, value)
+        fn(mlflow.MlflowClient(saved["uri"]), saved["run_id"])
     except Exception as err:  # any store failure
         reason = (str(err).splitlines() or [type(err).__name__])[0][:160]
-        return f"MLflow at {saved['uri']} failed ({reason}); evaluation metrics not logged"
+        return f"MLflow at {saved['uri']} failed ({reason}); {what} not logged"
     return None
+
+
+def log_to_training_run(run_file: Path, results: dict[str, Any], prefix: str = "eval.") -> str | None:
+    """Add nested numeric ``results`` as metrics (``eval.a.b``) to the training run."""
+    def log(client: Any, run_id: str) -> None:
+        for key, value in _numbers(results, prefix).items():
+            client.log_metric(run_id, key, value)
+
+    return _with_training_run(run_file, "evaluation metrics", log)
+
+
+def log_folder_to_training_run(run_file: Path, folder: Path, artifact_path: str) -> str | None:
+    """Upload ``folder`` as artifacts under ``artifact_path`` of the training run."""
+    return _with_training_run(run_file, f"{artifact_path} artifacts", lambda client, run_id:
+                              client.log_artifacts(run_id, str(folder), artifact_path))

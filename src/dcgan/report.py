@@ -1,0 +1,107 @@
+"""Pictures of one training run: loss curves, D outputs, real next to fake, a progress GIF."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display on servers and CI
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image, ImageDraw  # noqa: E402
+from torchvision.utils import make_grid  # noqa: E402
+
+from dcgan import atomic  # noqa: E402
+
+
+def _read_csv(path: Path) -> dict[str, list[float]]:
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return {k: [float(r[k]) for r in rows] for k in (rows[0] if rows else {})}
+
+
+def _save_figure(fig: plt.Figure, path: Path) -> None:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    atomic.write_bytes(path, buf.getvalue())
+
+
+def curves(plots: Path, out: Path, title: str) -> None:
+    """``losses.png`` (G and D per iteration, epoch means on top) and ``d_outputs.png``."""
+    it, ep = _read_csv(plots / "loss_iterations.csv"), _read_csv(plots / "loss_epochs.csv")
+    per_epoch = len(it["iteration"]) / max(1, len(ep["epoch"]))
+    epoch_x = [e * per_epoch for e in ep["epoch"]]  # epoch means at each epoch's last iteration
+    for name, keys, ylabel in (("losses", ("d_loss", "g_loss"), "loss"),
+                               ("d_outputs", ("d_real", "d_fake"), "D output")):
+        fig, ax = plt.subplots(figsize=(7, 3.5))
+        for key, colour in zip(keys, ("tab:blue", "tab:orange")):
+            ax.plot(it["iteration"], it[key], color=colour, alpha=0.35, lw=0.8)
+            ax.plot(epoch_x, ep[key], "o-", color=colour, label=f"{key} (epoch mean)")
+        ax.set(xlabel="iteration", ylabel=ylabel, title=f"{title}: {ylabel} per iteration")
+        ax.legend()
+        _save_figure(fig, out / f"{name}.png")
+
+
+def _label(image: Image.Image, text: str) -> Image.Image:
+    """``image`` with a white strip on top holding ``text``."""
+    # at least 90 px wide so "epoch 100" fits above a grid of a few small images
+    canvas = Image.new("RGB", (max(image.width, 90), image.height + 16), "white")
+    canvas.paste(image.convert("RGB"), (0, 16))
+    ImageDraw.Draw(canvas).text((4, 2), text, fill="black")
+    return canvas
+
+
+def progress_gif(grids: list[Path], path: Path, seconds_per_frame: float = 0.5) -> int:
+    """An animated GIF of the per-epoch fixed-noise grids, the epoch drawn on each frame."""
+    frames = []
+    for grid in grids:
+        epoch = int(grid.stem.split("_")[-1])
+        with Image.open(grid) as img:
+            frames.append(_label(img, f"epoch {epoch}"))
+    buf = io.BytesIO()
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:],
+                   duration=int(seconds_per_frame * 1000), loop=0)
+    atomic.write_bytes(path, buf.getvalue())
+    return len(frames)
+
+
+def real_vs_fake(real: torch.Tensor, fake: torch.Tensor, path: Path) -> None:
+    """Real images (left) next to generated ones (right), same count, both in [-1, 1]."""
+    nrow = max(1, int(len(real) ** 0.5))
+    panels = []
+    for images, text in ((real, "real"), (fake, "generated")):
+        grid = make_grid(images.float(), nrow=nrow, normalize=True, value_range=(-1, 1))
+        array = grid.mul(255).round().byte().permute(1, 2, 0).numpy()
+        panels.append(_label(Image.fromarray(array), text))
+    canvas = Image.new("RGB", (panels[0].width * 2 + 8, panels[0].height), "white")
+    canvas.paste(panels[0], (0, 0))
+    canvas.paste(panels[1], (panels[0].width + 8, 0))
+    buf = io.BytesIO()
+    canvas.save(buf, format="PNG")
+    atomic.write_bytes(path, buf.getvalue())
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def summary(title: str, train: dict[str, Any], scores: dict[str, Any]) -> str:
+    """A short Markdown summary: training numbers and the classifier-space table."""
+    lines = [f"# {title}", "", "| training | value |", "|---|---|"]
+    lines += [f"| {k} | {_fmt(v)} |" for k, v in train.items()]
+    rows = [r for r in ("noise", "generator", "best", "floor") if r in scores]
+    lines += ["", f"Scored on {scores['samples']} samples; reference: {scores['reference']}.", "",
+              "| row | IS | FD | KID | precision | recall | classes |", "|---|---|---|---|---|---|---|"]
+    for row in rows:
+        c = scores[row]["classifier"]
+        lines.append(f"| {row} | {c['inception_score']['mean']:.3g} ± {c['inception_score']['std']:.2g}"
+                     f" | {c['frechet_distance']:.4g} | {c['kid']['mean']:.3g} | {c['precision']:.3f}"
+                     f" | {c['recall']:.3f} | {c['classes_covered']} |")
+    if "best" in scores:
+        lines += ["", f"Best checkpoint: epoch {scores['best']['epoch']} ({scores['best']['rule']})."]
+    return "\n".join(lines) + "\n"

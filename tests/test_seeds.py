@@ -1,0 +1,37 @@
+"""Every write-up in ../shared/seeds is a valid, documented config of ours."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import yaml
+
+from dcgan.config import load_params
+from conftest import REPO
+
+SEEDS = yaml.safe_load((REPO / "configs/seeds.yaml").read_text())
+
+
+def command(name: str, overrides: dict) -> str:
+    """The `dvc exp run` line the README shows for a seed config."""
+    queue = any(isinstance(v, list) for v in overrides.values())
+    sets = " ".join(f"-S {k}={','.join(map(str, v)) if isinstance(v, list) else v}"
+                    for k, v in overrides.items())
+    return f"dvc exp run {'--queue ' if queue else ''}{sets}"
+
+
+@pytest.mark.parametrize("name", sorted(SEEDS))
+def test_seed_config_validates_and_is_in_the_readme(name):
+    overrides = SEEDS[name]["set"]
+    lists = {k: v if isinstance(v, list) else [v] for k, v in overrides.items()}
+    for values in itertools.product(*lists.values()):  # every experiment of the grid
+        load_params(REPO / "params.yaml", dict(zip(lists, values)))
+    assert command(name, overrides) in (REPO / "README.md").read_text()
+
+
+def test_every_shared_write_up_has_a_config():
+    shared = REPO.parent / "shared" / "seeds"
+    if not shared.is_dir():
+        pytest.skip(f"{shared} absent (the write-ups sit beside the repo)")
+    assert sorted(p.name for p in shared.glob("*.md")) == sorted(s["source"] for s in SEEDS.values())
