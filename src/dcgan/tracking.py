@@ -10,6 +10,7 @@ DVC params. If the store fails, training goes on and one line says what was not 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any, Callable
@@ -21,6 +22,14 @@ from dcgan.paths import repo_root
 EXPERIMENT = "dcgan"
 DVC_TAGS = {"DVC_EXP_NAME": "dvc.exp_name", "DVC_EXP_BASELINE_REV": "dvc.baseline_rev",
             "DVC_STAGE": "dvc.stage"}
+
+
+def import_mlflow() -> Any:
+    """Import mlflow (slow, so only when used), its INFO chatter (schema setup...) silenced."""
+    import mlflow
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    return mlflow
 
 
 def tracking_uri() -> str:
@@ -54,13 +63,16 @@ class MlflowLogger:
         self._guard("the whole run (params, metrics, grids, model)", self._start)
 
     def _start(self) -> None:
-        import mlflow  # here, not at module level: importing it is slow
-
+        mlflow = import_mlflow()
         mlflow.set_tracking_uri(self.uri)
         name = os.environ.get("MLFLOW_EXPERIMENT_NAME", EXPERIMENT)
         exp = mlflow.get_experiment_by_name(name)
+        # A local store gets an absolute artifact folder at the repo root (queued runs live in
+        # temp dirs); a tracking server keeps its own (proxied) artifact store.
+        local = self.uri.startswith(("sqlite:", "file:")) or "://" not in self.uri
+        location = (repo_root() / "mlartifacts").as_uri() if local else None
         exp_id = exp.experiment_id if exp else mlflow.create_experiment(
-            name, artifact_location=(repo_root() / "mlartifacts").as_uri())
+            name, artifact_location=location)
         saved = self.run_dir / "mlflow_run.json"
         run_id = json.loads(saved.read_text())["run_id"] if saved.is_file() else None
         if run_id and mlflow.get_run(run_id).info.experiment_id != exp_id:
@@ -144,9 +156,7 @@ def _with_training_run(run_file: Path, what: str, fn: Callable[[Any, str], None]
         return f"{run_file} missing: {what} not logged to MLflow"
     saved = json.loads(run_file.read_text())
     try:
-        import mlflow
-
-        fn(mlflow.MlflowClient(saved["uri"]), saved["run_id"])
+        fn(import_mlflow().MlflowClient(saved["uri"]), saved["run_id"])
     except Exception as err:  # any store failure
         reason = (str(err).splitlines() or [type(err).__name__])[0][:160]
         return f"MLflow at {saved['uri']} failed ({reason}); {what} not logged"
