@@ -58,3 +58,24 @@ def test_unreachable_store_still_writes_outputs(tmp_path):
     (line,) = [l for l in proc.stderr.splitlines() if l.startswith("warning:")]
     assert f"MLflow at {uri} failed" in line and "not logged: the whole run (params, metrics, grids, model)" in line
     assert (tmp_path / "out/generator.pt").is_file() and (tmp_path / "train.json").is_file()
+
+
+def test_two_runs_starting_together_on_a_new_store_are_both_logged(tmp_path):
+    """What `dvc queue start -j 2` does: two stages open the same fresh sqlite store at once."""
+    prepared = make_prepared(tmp_path / "data", n=32)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    procs = []
+    for seed in (0, 1):
+        folder = tmp_path / f"run{seed}"
+        params = write_params(folder, {**TINY, "seed": seed, "train.epochs": 1})
+        cmd = [sys.executable, str(REPO / "stages/train.py"), "--params", str(params), "--data",
+               str(prepared), "--workdir", str(folder / "work"), "--out", str(folder / "out"),
+               "--metrics", str(folder / "train.json")]
+        env = dict(os.environ, MLFLOW_TRACKING_URI=uri, OMP_NUM_THREADS="1")
+        procs.append(subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True))
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0 and "warning" not in err, err
+    client = mlflow.MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("dcgan").experiment_id])
+    assert sorted(r.info.run_name for r in runs) == ["bce-seed0", "bce-seed1"]

@@ -9,11 +9,14 @@ DVC params. If the store fails, training goes on and one line says what was not 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 from pathlib import Path
 from typing import Any, Callable
+
+from filelock import FileLock
 
 from dcgan import atomic
 from dcgan.config import Params, flatten
@@ -65,21 +68,19 @@ class MlflowLogger:
     def _start(self) -> None:
         mlflow = import_mlflow()
         mlflow.set_tracking_uri(self.uri)
-        name = os.environ.get("MLFLOW_EXPERIMENT_NAME", EXPERIMENT)
-        exp = mlflow.get_experiment_by_name(name)
-        # A local store gets an absolute artifact folder at the repo root (queued runs live in
-        # temp dirs); a tracking server keeps its own (proxied) artifact store.
-        local = self.uri.startswith(("sqlite:", "file:")) or "://" not in self.uri
-        location = (repo_root() / "mlartifacts").as_uri() if local else None
-        exp_id = exp.experiment_id if exp else mlflow.create_experiment(
-            name, artifact_location=location)
-        saved = self.run_dir / "mlflow_run.json"
-        run_id = json.loads(saved.read_text())["run_id"] if saved.is_file() else None
-        if run_id and mlflow.get_run(run_id).info.experiment_id != exp_id:
-            run_id = None  # written for another store or experiment
-        p = self.params
-        run_name = os.environ.get("DVC_EXP_NAME") or f"{p.loss}-seed{p.seed}"
-        mlflow.start_run(run_id=run_id, experiment_id=exp_id, run_name=None if run_id else run_name)
+        db = self.uri.removeprefix("sqlite:///") if self.uri.startswith("sqlite:///") else None
+        # Queued experiments start side by side: without a lock two processes race to create
+        # the sqlite schema ("table experiments already exists") or the experiment itself.
+        with FileLock(f"{db}.lock", timeout=300) if db else contextlib.nullcontext():
+            exp_id = self._experiment_id(mlflow)
+            saved = self.run_dir / "mlflow_run.json"
+            run_id = json.loads(saved.read_text())["run_id"] if saved.is_file() else None
+            if run_id and mlflow.get_run(run_id).info.experiment_id != exp_id:
+                run_id = None  # written for another store or experiment
+            p = self.params
+            run_name = os.environ.get("DVC_EXP_NAME") or f"{p.loss}-seed{p.seed}"
+            mlflow.start_run(run_id=run_id, experiment_id=exp_id,
+                             run_name=None if run_id else run_name)
         atomic.write_json(saved, {"run_id": mlflow.active_run().info.run_id, "uri": self.uri})
         if run_id is None:
             mlflow.log_params(flatten(p))
@@ -87,6 +88,21 @@ class MlflowLogger:
         tags.update({tag: os.environ[env] for env, tag in DVC_TAGS.items() if os.environ.get(env)})
         mlflow.set_tags(tags)
         self.mlflow = mlflow  # only now: the other calls log nothing when the run never opened
+
+    def _experiment_id(self, mlflow: Any) -> str:
+        """Get or create the experiment (a local store gets an absolute artifact folder)."""
+        name = os.environ.get("MLFLOW_EXPERIMENT_NAME", EXPERIMENT)
+        exp = mlflow.get_experiment_by_name(name)
+        if exp is not None:
+            return exp.experiment_id
+        # A local store's artifacts go to the repo root (queued runs live in temp dirs); a
+        # tracking server keeps its own (proxied) artifact store.
+        local = self.uri.startswith(("sqlite:", "file:")) or "://" not in self.uri
+        location = (repo_root() / "mlartifacts").as_uri() if local else None
+        try:
+            return mlflow.create_experiment(name, artifact_location=location)
+        except mlflow.exceptions.MlflowException:  # created meanwhile by another process
+            return mlflow.get_experiment_by_name(name).experiment_id
 
     def log_epoch(self, epoch: int, metrics: dict[str, float], grid: Path) -> None:
         """Per-epoch means as metrics at ``step=epoch``, and the fixed-noise grid as an image."""
