@@ -6,19 +6,14 @@ Imports mlflow lazily: it is part of the tracking layer, used by ``stages/compar
 from __future__ import annotations
 
 import csv
-import io
 import statistics
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+from PIL import Image
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from dcgan import atomic  # noqa: E402
-from dcgan.losses import LOSSES  # noqa: E402
+from dcgan.losses import LOSSES
+from dcgan.report import plt, save_figure, side_by_side  # report selects the Agg backend
 
 # (column, metric key under eval.<row>.) in the table, lower-is-better marked in the header.
 COLUMNS = [
@@ -100,23 +95,6 @@ def figures(client: Any, runs: list[Any], out: Path, scratch: Path) -> None:
             ax.plot(epochs, [float(r["d_loss"]) for r in rows], "--", color=line.get_color())
     ax.set(xlabel="epoch", ylabel="loss (solid G, dashed D)", title="epoch-mean losses")
     ax.legend(fontsize=7)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    atomic.write_bytes(out / "losses.png", buf.getvalue())
+    save_figure(fig, out / "losses.png")
     if grids:
-        _side_by_side(grids, out / "grids.png")
-
-
-def _side_by_side(grids: list[tuple[str, Image.Image]], path: Path) -> None:
-    from PIL import ImageDraw
-
-    w, h = max(g.width for _, g in grids), max(g.height for _, g in grids)
-    canvas = Image.new("RGB", ((w + 8) * len(grids), h + 16), "white")
-    draw = ImageDraw.Draw(canvas)
-    for i, (label, grid) in enumerate(grids):
-        canvas.paste(grid, (i * (w + 8), 16))
-        draw.text((i * (w + 8) + 4, 2), label, fill="black")
-    buf = io.BytesIO()
-    canvas.save(buf, format="PNG")
-    atomic.write_bytes(path, buf.getvalue())
+        side_by_side(grids, out / "grids.png")

@@ -24,7 +24,8 @@ def _read_csv(path: Path) -> dict[str, list[float]]:
     return {k: [float(r[k]) for r in rows] for k in (rows[0] if rows else {})}
 
 
-def _save_figure(fig: plt.Figure, path: Path) -> None:
+def save_figure(fig: plt.Figure, path: Path) -> None:
+    """Write a matplotlib figure as PNG atomically, and close it."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
     plt.close(fig)
@@ -44,7 +45,7 @@ def curves(plots: Path, out: Path, title: str) -> None:
             ax.plot(epoch_x, ep[key], "o-", color=colour, label=f"{key} (epoch mean)")
         ax.set(xlabel="iteration", ylabel=ylabel, title=f"{title}: {ylabel} per iteration")
         ax.legend()
-        _save_figure(fig, out / f"{name}.png")
+        save_figure(fig, out / f"{name}.png")
 
 
 def _label(image: Image.Image, text: str) -> Image.Image:
@@ -70,20 +71,28 @@ def progress_gif(grids: list[Path], path: Path, seconds_per_frame: float = 0.5) 
     return len(frames)
 
 
+def side_by_side(panels: list[tuple[str, Image.Image]], path: Path) -> None:
+    """Labelled images in one row, 8 px apart, written as one PNG."""
+    labelled = [_label(image, text) for text, image in panels]
+    canvas = Image.new("RGB", (sum(p.width + 8 for p in labelled) - 8,
+                               max(p.height for p in labelled)), "white")
+    x = 0
+    for panel in labelled:
+        canvas.paste(panel, (x, 0))
+        x += panel.width + 8
+    buf = io.BytesIO()
+    canvas.save(buf, format="PNG")
+    atomic.write_bytes(path, buf.getvalue())
+
+
 def real_vs_fake(real: torch.Tensor, fake: torch.Tensor, path: Path) -> None:
     """Real images (left) next to generated ones (right), same count, both in [-1, 1]."""
     nrow = max(1, int(len(real) ** 0.5))
     panels = []
     for images, text in ((real, "real"), (fake, "generated")):
         grid = make_grid(images.float(), nrow=nrow, normalize=True, value_range=(-1, 1))
-        array = grid.mul(255).round().byte().permute(1, 2, 0).numpy()
-        panels.append(_label(Image.fromarray(array), text))
-    canvas = Image.new("RGB", (panels[0].width * 2 + 8, panels[0].height), "white")
-    canvas.paste(panels[0], (0, 0))
-    canvas.paste(panels[1], (panels[0].width + 8, 0))
-    buf = io.BytesIO()
-    canvas.save(buf, format="PNG")
-    atomic.write_bytes(path, buf.getvalue())
+        panels.append((text, Image.fromarray(grid.mul(255).round().byte().permute(1, 2, 0).numpy())))
+    side_by_side(panels, path)
 
 
 def _fmt(value: Any) -> str:

@@ -146,10 +146,14 @@ class MlflowLogger:
         """One line on what was not logged, or None when everything was."""
         if self.error is None:
             return None
-        reason = (str(self.error).splitlines() or [type(self.error).__name__])[0]
-        reason = reason if len(reason) <= 160 else reason[:159] + "…"
-        return (f"MLflow at {self.uri} failed ({reason}); not logged: {', '.join(self.not_logged)}; "
+        return (f"MLflow at {self.uri} failed ({_reason(self.error)}); not logged: {', '.join(self.not_logged)}; "
                 "the training outputs were still written")
+
+
+def _reason(err: Exception) -> str:
+    """The first line of an error, at most 160 characters (store errors can be pages long)."""
+    line = (str(err).splitlines() or [type(err).__name__])[0]
+    return line if len(line) <= 160 else line[:159] + "…"
 
 
 def _numbers(tree: dict[str, Any], prefix: str = "") -> dict[str, float]:
@@ -174,8 +178,7 @@ def _with_training_run(run_file: Path, what: str, fn: Callable[[Any, str], None]
     try:
         fn(import_mlflow().MlflowClient(saved["uri"]), saved["run_id"])
     except Exception as err:  # any store failure
-        reason = (str(err).splitlines() or [type(err).__name__])[0][:160]
-        return f"MLflow at {saved['uri']} failed ({reason}); {what} not logged"
+        return f"MLflow at {saved['uri']} failed ({_reason(err)}); {what} not logged"
     return None
 
 
