@@ -1,4 +1,8 @@
-"""Stage `train`: one DCGAN on data/prepared with params `loss`, `model`, `train`; resumable."""
+"""Stage `train`: one DCGAN on data/prepared with params `loss`, `model`, `train`; resumable.
+
+With ``train.nproc > 1`` it relaunches itself through torchrun's launcher, one process per
+GPU (or CPU processes with gloo); it also runs as is under a user's own ``torchrun``.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +10,17 @@ import argparse
 import sys
 from pathlib import Path
 
-from dcgan import atomic, checkpoint
+import torch
+
+from dcgan import atomic, checkpoint, distributed
 from dcgan.classifier import DomainClassifier
 from dcgan.config import Params, load_params
-from dcgan.data.prepared import load_split
-from dcgan.device import resolve_device
+from dcgan.data.prepared import load_meta, load_split
 from dcgan.errors import UserError, run_stage
 from dcgan.evaluate import fd_scorer, take
 from dcgan.tracking import MlflowLogger
-from dcgan.train import Scorer, Trainer
+from dcgan.batches import plan_batches
+from dcgan.train import Scorer, Trainer, fingerprint
 
 
 def make_scorer(params: Params, classifier: Path, data: str) -> Scorer | None:
@@ -25,26 +31,43 @@ def make_scorer(params: Params, classifier: Path, data: str) -> Scorer | None:
     if not classifier.is_file():
         raise UserError(f"{classifier} not found: run `dvc repro classifier`, or set "
                         "train.eval_every: 0 to train without periodic evaluation")
-    device = resolve_device(t.device)
+    device = distributed.device_for(t.device, distributed.World())
     model = checkpoint.load_model(classifier, DomainClassifier).to(device)
     reference = take(load_split(data, "train")[0], t.eval_samples, params.seed)
     return fd_scorer(model, reference, params.model.nz, device, params.seed + 1)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--data", default="data/prepared")
-    parser.add_argument("--workdir", default="data/checkpoints",
-                        help="resumable checkpoints and per-epoch grids, one folder per run")
-    parser.add_argument("--classifier", default="data/classifier/classifier.pt",
-                        help="domain classifier for periodic evaluation (train.eval_every)")
-    parser.add_argument("--out", default="data/train")
-    parser.add_argument("--metrics", default="metrics/train.json")
-    args = parser.parse_args()
-    params = load_params(args.params)
-    scorer = make_scorer(params, Path(args.classifier), args.data)
-    trainer = Trainer(params, args.data, args.workdir, scorer)
+def resume_hint(params: Params, args: argparse.Namespace) -> str:
+    """Where a failed run left its checkpoint, for the launcher's error line."""
+    last = Path(args.workdir) / fingerprint(params, load_meta(args.data)) / "last.pt"
+    if not last.is_file():
+        return "No epoch had finished, so there is no checkpoint: rerun to start again"
+    epoch = checkpoint.load(last)["epoch"]
+    return f"{last} (epoch {epoch}) is intact: rerun `dvc repro train` to resume from it"
+
+
+def launch(params: Params, args: argparse.Namespace) -> None:
+    """Start ``train.nproc`` copies of this script under torchrun's launcher, and wait."""
+    t = params.train
+    device = distributed.device_for(t.device, distributed.World())
+    if device.type == "cuda" and t.nproc > torch.cuda.device_count():
+        raise UserError(f"train.nproc {t.nproc} but {torch.cuda.device_count()} GPU(s) visible; "
+                        "lower train.nproc")
+    distributed.device_for(t.device, distributed.World(0, t.nproc))  # a pinned GPU fails here
+    if t.sync_bn and device.type != "cuda":
+        raise UserError("train.sync_bn: PyTorch's SyncBatchNorm runs on GPUs only; set it to "
+                        "false for CPU training")
+    plan_batches(params, load_meta(args.data)["splits"]["train"]["count"], t.nproc)
+    distributed.launch(t.nproc, [__file__, *sys.argv[1:]], lambda: resume_hint(params, args))
+
+
+def train(params: Params, args: argparse.Namespace, world: distributed.World) -> None:
+    """Train in this process; rank 0 also writes the outputs and the MLflow run."""
+    scorer = make_scorer(params, Path(args.classifier), args.data) if world.main else None
+    trainer = Trainer(params, args.data, args.workdir, scorer, world)
+    if not world.main:
+        trainer.run()
+        return
     logger = MlflowLogger(trainer.workdir, params, trainer.meta)
     logger.start()
     try:
@@ -61,8 +84,30 @@ def main() -> None:
     logger.end()
     if problem := logger.problem():
         print(f"warning: {problem}", file=sys.stderr)
-    print(f"train: {params.loss}, {metrics['epochs']} epochs, "
+    print(f"train: {params.loss}, {metrics['epochs']} epochs, {world.size} process(es), "
           f"{metrics['images_per_second']:.0f} images/s on {metrics['device']} -> {args.out}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--data", default="data/prepared")
+    parser.add_argument("--workdir", default="data/checkpoints",
+                        help="resumable checkpoints and per-epoch grids, one folder per run")
+    parser.add_argument("--classifier", default="data/classifier/classifier.pt",
+                        help="domain classifier for periodic evaluation (train.eval_every)")
+    parser.add_argument("--out", default="data/train")
+    parser.add_argument("--metrics", default="metrics/train.json")
+    args = parser.parse_args()
+    params = load_params(args.params)
+    if params.train.nproc > 1 and not distributed.launched():
+        launch(params, args)
+        return
+    world = distributed.world_from_env()
+    try:
+        train(params, args, world)
+    finally:
+        distributed.close()
 
 
 if __name__ == "__main__":

@@ -92,6 +92,8 @@ class TrainParams:
     grid_images: int = _rule(minimum=1)  # fixed-noise samples in each epoch's grid
     eval_every: int = _rule(minimum=0)  # epochs between classifier-space FD checks; 0: off
     eval_samples: int = _rule(minimum=2)  # samples per check (best checkpoint by lowest FD)
+    nproc: int = _rule(minimum=1)  # training processes on this machine (torchrun + DDP when > 1)
+    sync_bn: bool = _rule()  # batch-norm statistics over all processes' samples (CUDA only)
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Callable
 
@@ -14,11 +15,16 @@ class UserError(Exception):
 
 
 def run_stage(main: Callable[[], None]) -> None:
-    """Run a stage's ``main()``, turning a UserError into one line on stderr and exit code 2."""
+    """Run a stage's ``main()``, turning a UserError into one line on stderr and exit code 2.
+
+    Among several training processes (torchrun sets RANK) only rank 0 prints it: they all
+    meet the same error (a diverged loss, say), and the launcher names any other failure.
+    """
     try:
         main()
     except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":
+            print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("error: interrupted; outputs were not written", file=sys.stderr)

@@ -219,7 +219,8 @@ def d_output_score(name: str, logits: Tensor) -> Tensor:
 
 
 def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor,
-                     generator: torch.Generator | None = None) -> Tensor:
+                     generator: torch.Generator | None = None,
+                     eps: Tensor | None = None) -> Tensor:
     """WGAN-GP gradient penalty (Gulrajani et al., 2017).
 
     ``((||grad_x critic(x_hat)||_2 - 1)**2).mean()`` with
@@ -234,6 +235,8 @@ def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Ten
             penalty is a critic-only term; callers should still pass ``fake.detach()``.
         generator: Optional RNG for ``eps`` so a seeded run is reproducible; it must live
             on ``real.device``.
+        eps: Optional interpolation weights ``(N,)`` instead of drawing them (a training
+            process of several takes its slice of the whole batch's draw).
 
     Returns:
         A scalar (at least fp32) tensor built with ``create_graph=True``, so ``backward()``
@@ -244,7 +247,9 @@ def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Ten
                          f"{tuple(fake.shape)}")
     # One eps per sample, broadcast over the remaining dims.
     eps_shape = (real.shape[0],) + (1,) * (real.dim() - 1)
-    eps = torch.rand(eps_shape, generator=generator, device=real.device, dtype=real.dtype)
+    if eps is None:
+        eps = torch.rand(eps_shape, generator=generator, device=real.device, dtype=real.dtype)
+    eps = eps.reshape(eps_shape)
     # Interpolate between detached tensors: x_hat is then a leaf we can differentiate
     # against, and no gradient leaks into G through fake.
     x_hat = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)

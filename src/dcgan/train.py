@@ -1,8 +1,12 @@
 """The training loop: one DCGAN, one loss, full-state checkpoints every epoch, exact resume.
 
 The hot loop never waits for the device: per-iteration statistics accumulate in a device
-tensor that is read once per epoch (and a few times for the progress bar). The data set stays
-on the device when it fits, so a batch is an index into it, not a host-to-device copy.
+tensor that is read once per epoch (and a few times for the progress bar). Each epoch's
+shuffled images sit on the device when they fit, so a batch is a slice, not a host copy.
+
+Under torchrun (``train.nproc > 1``) every process draws the same permutation and noise from
+the shared seed and takes its slice of each global batch: the data order does not depend on
+the number of processes, and DDP averages the gradients.
 """
 
 from __future__ import annotations
@@ -20,10 +24,11 @@ from typing import Any, Callable, Protocol
 import torch
 from tqdm import tqdm
 
-from dcgan import atomic, checkpoint, losses, models
+from dcgan import atomic, batches, checkpoint, distributed, losses, models
+from dcgan.batches import EpochData, plan_batches
 from dcgan.config import Params
 from dcgan.data.prepared import load_meta, load_split
-from dcgan.device import resolve_device
+from dcgan.distributed import World
 from dcgan.errors import UserError
 from dcgan.history import COLUMNS, History
 from dcgan.images import save_grid
@@ -46,14 +51,17 @@ class EpochLogger(Protocol):
 def fingerprint(params: Params, meta: dict) -> str:
     """Identity of a run for resuming: everything the result depends on except ``epochs``.
 
-    That is the params, the data's metadata and the source of the model, loss and loop code
-    (a checkpoint from older code is not resumed). Leaving ``epochs`` out lets a finished
-    run be extended: with no LR schedule, 5 + 5 epochs equal 10 uninterrupted epochs.
+    That is the params, the data's metadata and the source of the model, loss, batching and
+    loop code (a checkpoint from older code is not resumed). Leaving ``epochs`` out lets a
+    finished run be extended: with no LR schedule, 5 + 5 epochs equal 10 uninterrupted ones.
+    ``nproc`` is left out too: the batches are the same for any number of processes, so a
+    run can resume on more or fewer of them.
     """
     train = dataclasses.asdict(params.train)
     train.pop("epochs")
+    train.pop("nproc")
     code = hashlib.sha256(b"".join(Path(m.__file__).read_bytes()
-                                   for m in (models, losses, sys.modules[__name__])))
+                                   for m in (models, losses, batches, sys.modules[__name__])))
     key = {"loss": params.loss, "seed": params.seed, "model": dataclasses.asdict(params.model),
            "train": train, "data": meta, "code": code.hexdigest()}
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
@@ -63,30 +71,20 @@ class Trainer:
     """Trains one G/D pair on a prepared data set; ``run()`` resumes from ``workdir`` if it can."""
 
     def __init__(self, params: Params, prepared: str | Path, workdir: str | Path,
-                 scorer: Scorer | None = None):
+                 scorer: Scorer | None = None, world: World | None = None):
         self.p, self.loss, self.scorer = params, params.loss, scorer
-        self.device = resolve_device(params.train.device)
+        self.world = world or World()
+        self.device = distributed.device_for(params.train.device, self.world)
         self.amp = params.train.precision == "bf16" and self.device.type == "cuda"
-        meta = load_meta(prepared)
-        self.meta = meta
-        self.workdir = Path(workdir) / fingerprint(params, meta)
+        self.meta = load_meta(prepared)
+        self.workdir = Path(workdir) / fingerprint(params, self.meta)
         images, _ = load_split(prepared, "train")
-        self.data = self._place(images)
-        self.batch_size = min(params.train.batch_size, len(images))
-        self.iters = (len(images) // self.batch_size) // params.d_steps
-        if self.iters == 0:
-            raise UserError(f"train.batch_size {self.batch_size} x d_steps {params.d_steps} is "
-                            f"more than the {len(images)} training images; lower them")
-        self._build(meta["image_shape"])
-
-    def _place(self, images: torch.Tensor) -> torch.Tensor:
-        """Put the data set on the device when it fits in half the free memory, else pin it."""
-        if self.device.type != "cuda":
-            return images
-        free, _ = torch.cuda.mem_get_info(self.device)
-        if images.numel() * images.element_size() < free // 2:
-            return images.to(self.device)
-        return images.pin_memory()
+        self.batch_size, self.iters = plan_batches(params, len(images), self.world.size)
+        self.local_batch = self.batch_size // self.world.size
+        self.data = EpochData(images, self.iters * params.d_steps, self.batch_size, self.world,
+                              self.device)
+        distributed.init(self.world, self.device)
+        self._build(self.meta["image_shape"])
 
     def _build(self, shape: list[int]) -> None:
         p, m, t = self.p, self.p.model, self.p.train
@@ -97,6 +95,14 @@ class Trainer:
                              activation=m.d_activation, norm=p.d_norm, extra_layers=m.extra_layers)
         self.G = Generator(**self.g_kwargs).to(self.device)
         self.D = Discriminator(**self.d_kwargs).to(self.device)
+        if t.sync_bn and self.world.size > 1:
+            if self.device.type != "cuda":
+                raise UserError("train.sync_bn: PyTorch's SyncBatchNorm runs on GPUs only; "
+                                "set it to false for CPU training")
+            self.G, self.D = map(torch.nn.SyncBatchNorm.convert_sync_batchnorm, (self.G, self.D))
+        # G and D stay plain modules (checkpoints, sampling); the loop trains through these.
+        self.g_net = distributed.wrap(self.G, self.world, self.device)
+        self.d_net = distributed.wrap(self.D, self.world, self.device)
         fused = self.device.type == "cuda"  # one kernel per step instead of one per tensor
         self.opt_g = torch.optim.Adam(self.G.parameters(), t.lr_g, (t.beta1, t.beta2), fused=fused)
         self.opt_d = torch.optim.Adam(self.D.parameters(), t.lr_d, (t.beta1, t.beta2), fused=fused)
@@ -121,25 +127,28 @@ class Trainer:
         fake = fake.detach()
         if self.p.train.d_batches == "separate":  # the Keras write-up: fake batch, then real
             with self._autocast():
-                f = self.D(fake)
+                f = self.d_net(fake)
             self._d_update(loss_f := losses.d_loss_fake(self.loss, f))
             with self._autocast():
-                r = self.D(real)
+                r = self.d_net(real)
             self._d_update(loss_r := losses.d_loss_real(self.loss, r))
             loss = loss_f + loss_r
         else:
             with self._autocast():
-                r, f = self.D(real), self.D(fake)
+                r, f = self.d_net(real), self.d_net(fake)
             loss = losses.d_loss(self.loss, r, f)
             if self.loss == "wgan-gp":  # fp32: the penalty differentiates through D twice
+                eps = self._mine(torch.rand(self.batch_size, generator=self.rng, device=self.device))
                 loss = loss + self.p.train.gp_weight * losses.gradient_penalty(
-                    self.D, real, fake, generator=self.rng)
+                    self.d_net, real, fake, eps=eps)
             self._d_update(loss)
         return (loss.detach(), losses.d_output_score(self.loss, r),
                 losses.d_output_score(self.loss, f))
 
     def _g_step(self, fake: torch.Tensor) -> torch.Tensor:
-        self.D.requires_grad_(False)  # G's backward needs no D weight gradients
+        # G's backward needs no D weight gradients; the plain D (not DDP's) is used, since
+        # DDP would wait for D gradients that never come.
+        self.D.requires_grad_(False)
         with self._autocast():
             loss = losses.g_loss(self.loss, self.D(fake))
         self.opt_g.zero_grad(set_to_none=True)
@@ -148,30 +157,30 @@ class Trainer:
         self.D.requires_grad_(True)
         return loss.detach()
 
-    def _batch(self, perm: torch.Tensor, b: int) -> torch.Tensor:
-        idx = perm[b * self.batch_size:(b + 1) * self.batch_size]
-        return self.data[idx].to(self.device, non_blocking=True)
+    def _mine(self, whole: torch.Tensor) -> torch.Tensor:
+        """This process's slice of a draw made for the whole global batch."""
+        return whole[self.world.rank * self.local_batch:(self.world.rank + 1) * self.local_batch]
 
     def _epoch(self) -> torch.Tensor:
         """Train one epoch; returns per-iteration [d_loss, g_loss, D(x), D(G(z))] on the device."""
         d_steps, nz = self.p.d_steps, self.p.model.nz
-        perm = torch.randperm(len(self.data), generator=self.rng, device=self.device)
-        perm = perm.to(self.data.device)
+        batch = self.data.epoch(self.rng)
         stats = torch.zeros(self.iters, 4, device=self.device)
         bar = tqdm(range(self.iters), desc=f"epoch {self.epoch + 1}/{self.p.train.epochs}",
-                   unit="it", leave=False, mininterval=1.0)
+                   unit="it", leave=False, mininterval=1.0, disable=not self.world.main)
         refresh = max(1, self.iters // 10)  # a host sync ~10 times an epoch, for the bar
         for it in bar:
             for k in range(d_steps):
-                z = torch.randn(self.batch_size, nz, generator=self.rng, device=self.device)
+                z = self._mine(torch.randn(self.batch_size, nz, generator=self.rng,
+                                           device=self.device))
                 with torch.set_grad_enabled(k == d_steps - 1), self._autocast():
-                    fake = self.G(z)  # G's graph is kept only for the step G trains on
-                d_loss, dx, dgz = self._d_step(self._batch(perm, it * d_steps + k), fake)
+                    fake = self.g_net(z)  # G's graph is kept only for the step G trains on
+                d_loss, dx, dgz = self._d_step(batch(it * d_steps + k), fake)
                 stats[it, [0, 2, 3]] += torch.stack([d_loss, dx, dgz]) / d_steps
             stats[it, 1] = self._g_step(fake)
-            if (it + 1) % refresh == 0:
+            if (it + 1) % refresh == 0 and self.world.main:
                 bar.set_postfix(dict(zip(COLUMNS, [round(v, 3) for v in stats[it].tolist()])))
-        return stats
+        return distributed.mean(stats, self.world)
 
     # ------------------------------------------------------------------------ epochs
     def _state(self) -> dict[str, Any]:
@@ -180,28 +189,39 @@ class Trainer:
                 "rng": self.rng.get_state(), "global_rng": checkpoint.rng_state(),
                 "fixed_noise": self.fixed_noise, "epoch": self.epoch,
                 "history": self.history.state_dict(), "wall_time": self.wall_time,
-                "best": self.best}
+                "best": self.best, "world_size": self.world.size}
+
+    def _read_checkpoint(self) -> dict[str, Any] | None:
+        """Rank 0 reads ``last.pt`` and hands it to every process (no shared disk needed)."""
+        path = self.workdir / "last.pt"
+        state = checkpoint.load(path) if self.world.main and path.is_file() else None
+        return distributed.broadcast(state, self.world)
 
     def _resume(self) -> bool:
         """Load ``last.pt`` if this run was checkpointed before; False when starting fresh."""
-        path = self.workdir / "last.pt"
-        if not path.is_file():
-            return False
-        state = checkpoint.load(path, self.device)
-        if state["epoch"] > self.p.train.epochs:
-            return False  # the earlier run went further than asked: start over
+        state = self._read_checkpoint()
+        if state is None or state["epoch"] > self.p.train.epochs:
+            return False  # nothing saved, or the earlier run went further than asked
+        saved_world = state.get("world_size", 1)
+        if state["epoch"] == self.p.train.epochs and saved_world != self.world.size:
+            return False  # finished with another process count: train this one afresh
+        if saved_world != self.world.size and self.world.main:
+            print(f"train: checkpoint written by {saved_world} process(es), resuming with "
+                  f"{self.world.size}: same data order and noise; batch-norm statistics are "
+                  f"now over batches of {self.local_batch}")
         self.G.load_state_dict(state["G"])
         self.D.load_state_dict(state["D"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
         self.rng.set_state(state["rng"].cpu())
         checkpoint.set_rng_state(state["global_rng"])
-        self.fixed_noise, self.epoch = state["fixed_noise"], state["epoch"]
+        self.fixed_noise, self.epoch = state["fixed_noise"].to(self.device), state["epoch"]
         self.history, self.wall_time = History.from_state(state["history"]), state["wall_time"]
         self.best = state["best"]
         return True
 
     def _sample_grid(self) -> Path:
+        """Rank 0 draws the fixed-noise grid of this epoch."""
         self.G.eval()
         with torch.no_grad(), self._autocast():
             images = self.G(self.fixed_noise)
@@ -223,6 +243,8 @@ class Trainer:
         self.wall_time += seconds
         images = self.iters * self.p.d_steps * self.batch_size
         means = self.history.add_epoch(self.epoch, rows, images / seconds)
+        if not self.world.main:
+            return  # the others go on to the next epoch's first all-reduce and wait there
         grid = self._sample_grid()
         self._periodic_eval(means)
         checkpoint.save(self.workdir / "last.pt", self._state())
@@ -248,9 +270,10 @@ class Trainer:
 
     def run(self, logger: EpochLogger | None = None) -> bool:
         """Train up to ``train.epochs``; returns True if it resumed from a checkpoint."""
-        self.workdir.mkdir(parents=True, exist_ok=True)
+        if self.world.main:
+            self.workdir.mkdir(parents=True, exist_ok=True)
         resumed = self._resume()
-        if resumed:
+        if resumed and self.world.main:
             print(f"train: resuming {self.workdir.name} after epoch {self.epoch}")
         while self.epoch < self.p.train.epochs:
             start = time.perf_counter()
@@ -282,5 +305,6 @@ class Trainer:
                 "iterations": len(self.history.rows), "wall_time_s": round(self.wall_time, 3),
                 "images_per_second": round(self.history.images_per_second(), 1),
                 "device": str(self.device), "dtype": "bf16" if self.amp else "fp32",
+                "processes": self.world.size,
                 **({"best_epoch": self.best["epoch"], "best_eval_fd": self.best["score"]}
                    if self.best else {})}

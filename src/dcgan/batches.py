@@ -1,0 +1,76 @@
+"""How the training set becomes batches: where it lives, each epoch's order, each process's part.
+
+Every process draws the same permutation from the shared seed; global batch b is its b-th
+slice of ``train.batch_size`` and process r takes the r-th equal part of that. So the global
+batches do not depend on how many processes train, and one process reproduces them exactly.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from dcgan.config import Params
+from dcgan.distributed import World
+from dcgan.errors import UserError
+
+
+def plan_batches(params: Params, n: int, processes: int) -> tuple[int, int]:
+    """The global batch size (split over ``processes``) and G steps per epoch for ``n`` images."""
+    batch = min(params.train.batch_size, n)
+    if batch % processes:
+        raise UserError(f"train.batch_size {batch} does not split evenly over {processes} "
+                        f"processes; use a multiple of {processes}")
+    iters = (n // batch) // params.d_steps
+    if iters == 0:
+        raise UserError(f"train.batch_size {batch} x d_steps {params.d_steps} is more than the "
+                        f"{n} training images; lower them")
+    return batch, iters
+
+
+def shard_order(perm: torch.Tensor, batches: int, batch_size: int, world: World) -> torch.Tensor:
+    """This process's indices, batch after batch, of the global batches cut from ``perm``."""
+    used = perm[:batches * batch_size].view(batches, world.size, batch_size // world.size)
+    return used[:, world.rank].reshape(-1)
+
+
+class EpochData:
+    """The training images of one process, served as this epoch's batches on ``device``."""
+
+    def __init__(self, images: torch.Tensor, batches: int, batch_size: int, world: World,
+                 device: torch.device):
+        self.batches, self.batch_size, self.world, self.device = batches, batch_size, world, device
+        self.local = batch_size // world.size
+        self.images = self._place(images)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def _place(self, images: torch.Tensor) -> torch.Tensor:
+        """Where the set lives; sets ``shard_fits`` (an epoch's shard is copied to the device).
+
+        Alone on a GPU, the set stays on it when it and one shuffled copy fit in half the free
+        memory. Otherwise it waits in pinned host memory and each epoch this process's shard
+        (or, if even that is too big, each batch) is copied over.
+        """
+        self.shard_fits = True
+        if self.device.type != "cuda":
+            return images
+        free = torch.cuda.mem_get_info(self.device)[0] // 2
+        size = images.numel() * images.element_size()
+        if self.world.size == 1 and 2 * size < free:
+            return images.to(self.device)
+        self.shard_fits = size // self.world.size < free
+        return images.pin_memory()
+
+    def epoch(self, rng: torch.Generator) -> Callable[[int], torch.Tensor]:
+        """Draw this epoch's order from ``rng`` (on ``device``); returns batch ``b`` -> images."""
+        perm = torch.randperm(len(self.images), generator=rng, device=self.device)
+        order = shard_order(perm, self.batches, self.batch_size, self.world)
+        order = order.to(self.images.device)
+        n = self.local
+        if not self.shard_fits:
+            return lambda b: self.images[order[b * n:(b + 1) * n]].to(self.device, non_blocking=True)
+        shard = self.images[order].to(self.device, non_blocking=True)
+        return lambda b: shard[b * n:(b + 1) * n]
