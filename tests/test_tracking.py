@@ -43,6 +43,16 @@ def test_run_logged_with_params_metrics_images_model_and_tags(tmp_path):
     assert {"plots", "images"} <= artifacts
     (model,) = client.search_logged_models(experiment_ids=[exp.experiment_id])
     assert model.name == "generator" and model.source_run_id == run.info.run_id
+    # The logged model loads and samples in a fresh interpreter, with the copy of the dcgan
+    # package that travels with it (code_paths), not the source tree's.
+    check = ("import mlflow, torch; "
+             f"mlflow.set_tracking_uri({uri!r}); "
+             f"g = mlflow.pytorch.load_model('models:/{model.model_id}'); "
+             "print(tuple(g(torch.randn(2, 16)).shape)); print(inspect.getfile(type(g)))")
+    loaded = subprocess.run([sys.executable, "-c", "import inspect; " + check],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert loaded.stdout.splitlines()[:1] == ["(2, 1, 28, 28)"], loaded.stderr[-1500:]
+    assert not loaded.stdout.splitlines()[1].startswith(str(REPO)), loaded.stdout
 
 
 def _closed_port() -> int:

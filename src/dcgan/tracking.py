@@ -134,8 +134,14 @@ class MlflowLogger:
         z = torch.randn(2, nz, generator=torch.Generator().manual_seed(0))
         with torch.no_grad():
             out = model(z)
-        self.mlflow.pytorch.log_model(model, name="generator", input_example=z.numpy(),
-                                      signature=infer_signature(z.numpy(), out.numpy()))
+        # Requirements given, not inferred: inference re-imports the model in a subprocess
+        # (6 s of a 1-epoch CPU run). The dcgan package travels with the model, which
+        # pickles a dcgan.models.Generator, so it loads where dcgan is not installed.
+        self.mlflow.pytorch.log_model(
+            model, name="generator", input_example=z.numpy(),
+            signature=infer_signature(z.numpy(), out.numpy()),
+            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+            code_paths=[str(Path(__file__).parent)])
 
     def end(self, status: str = "FINISHED") -> None:
         """Close the run (``FAILED`` when training raised)."""
