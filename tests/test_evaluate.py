@@ -30,7 +30,7 @@ def synthetic(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
 def trained():
     torch.manual_seed(0)
     train, test = synthetic(800, 0), synthetic(400, 1)
-    model = fit(DomainClassifier(nc=1, num_classes=CLASSES, width=8), *train, epochs=5,
+    model = fit(DomainClassifier(nc=1, num_classes=CLASSES, width=8), *train, epochs=8,
                 batch_size=64, lr=1e-2, seed=0, device=DEVICE)
     return model, train, test
 
