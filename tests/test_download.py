@@ -20,7 +20,9 @@ def fake_fashion(tmp_path, monkeypatch):
     """A mirror folder whose files torchvision's checksum list (patched) accepts."""
     mirror = make_idx_dir(tmp_path / "mirror", n=8, test=4)
     resources = [(f.name, hashlib.md5(f.read_bytes()).hexdigest()) for f in sorted(mirror.iterdir())]
-    monkeypatch.setattr(dl.FashionMNIST, "resources", resources)
+    from torchvision.datasets import FashionMNIST
+
+    monkeypatch.setattr(FashionMNIST, "resources", resources)
     return mirror
 
 
@@ -44,7 +46,7 @@ def test_checksum_mismatch_fails_and_keeps_old_output(tmp_path, fake_fashion):
 def test_no_network_names_the_mirror_option(tmp_path, monkeypatch):
     def offline(*args, **kwargs):
         raise urllib.error.URLError("Name or service not known")
-    monkeypatch.setattr(dl, "download_url", offline)
+    monkeypatch.setattr("torchvision.datasets.utils.download_url", offline)
     monkeypatch.delenv(dl.MIRROR_ENV, raising=False)
     with pytest.raises(UserError) as err:
         dl.download(parse_dataset("mnist"), tmp_path / "raw")

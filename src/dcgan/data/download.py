@@ -16,9 +16,6 @@ import shutil
 import urllib.error
 from pathlib import Path
 
-from torchvision.datasets import MNIST, FashionMNIST
-from torchvision.datasets.utils import check_integrity, download_url
-
 from dcgan import atomic, paths
 from dcgan.data import archive, folder, idx
 from dcgan.data.sources import Source
@@ -26,7 +23,6 @@ from dcgan.errors import UserError
 
 MIRROR_ENV = "DCGAN_MIRROR"
 MIRROR_HINT = f"set download.mirror in params.yaml (or ${MIRROR_ENV}) to a folder or URL holding"
-TORCHVISION = {"fashion-mnist": FashionMNIST, "mnist": MNIST}
 KAGGLE_DATASET = "andrewmvd/animal-faces"
 KAGGLE_ZIP = "animal-faces.zip"
 KAGGLE_ROOT = "afhq"  # the zip's top folder: afhq/{train,val}/{cat,dog,wild}
@@ -34,6 +30,10 @@ KAGGLE_ROOT = "afhq"  # the zip's top folder: afhq/{train,val}/{cat,dog,wild}
 
 def _fetch(name: str, md5: str | None, dest: Path, bases: list[str]) -> None:
     """Put ``name`` into ``dest`` from the first base (folder or URL) that has it intact."""
+    # torchvision is imported where it is used (here and below): it costs ~2 s of a stage
+    # that only snapshots a local folder.
+    from torchvision.datasets.utils import check_integrity, download_url
+
     errors = []
     for base in bases:
         if "://" not in base:  # a local mirror folder
@@ -54,7 +54,9 @@ def _fetch(name: str, md5: str | None, dest: Path, bases: list[str]) -> None:
 
 
 def _torchvision(name: str, dest: Path, mirror: str | None) -> None:
-    cls = TORCHVISION[name]
+    from torchvision.datasets import MNIST, FashionMNIST
+
+    cls = {"fashion-mnist": FashionMNIST, "mnist": MNIST}[name]
     bases = [mirror] if mirror else list(cls.mirrors)
     for filename, md5 in cls.resources:
         _fetch(filename, md5, dest, bases)
@@ -143,7 +145,7 @@ def download(source: Source, out: str | Path, mirror: str | None = None) -> dict
     with atomic.output_dir(out) as tmp:
         if source.kind == "local":
             root = _local(source, tmp)
-        elif source.name in TORCHVISION:
+        elif source.name in ("fashion-mnist", "mnist"):
             _torchvision(source.name, tmp, mirror)
             root = "."
         else:

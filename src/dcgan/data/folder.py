@@ -6,8 +6,6 @@ from pathlib import Path
 
 import torch
 from PIL import Image, UnidentifiedImageError
-from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
-from torchvision.transforms.v2 import functional as TF
 from tqdm import tqdm
 
 from dcgan.errors import UserError
@@ -29,7 +27,12 @@ def find_splits(root: str | Path) -> dict[str, Path]:
     return splits
 
 
+# torchvision is imported inside the functions: ~2 s that stages reading IDX files skip.
+
+
 def _is_image(path: Path) -> bool:
+    from torchvision.datasets.folder import IMG_EXTENSIONS
+
     return path.is_file() and path.suffix.lower() in IMG_EXTENSIONS
 
 
@@ -43,6 +46,8 @@ def list_images(folder: Path, classes: list[str] | None = None) -> tuple[list[tu
     Raises:
         UserError: no images, or a held-out class that train does not have.
     """
+    from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
+
     subdirs = [d for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")]
     if subdirs:
         found, _ = find_classes(folder)
@@ -69,6 +74,8 @@ def load_image(path: Path, size: int, channels: int) -> torch.Tensor:
             img = img.convert("RGB" if channels == 3 else "L")
     except (UnidentifiedImageError, OSError, ValueError) as err:
         raise UserError(f"{path}: unreadable image ({err}); remove or replace it") from None
+    from torchvision.transforms.v2 import functional as TF
+
     x = TF.pil_to_tensor(img)
     x = TF.resize(x, [size], antialias=True)
     return TF.center_crop(x, [size, size])

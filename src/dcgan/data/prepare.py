@@ -11,15 +11,12 @@ import json
 from pathlib import Path
 
 import torch
-from torchvision.datasets import MNIST, FashionMNIST
-from torchvision.transforms.v2 import functional as TF
 
 from dcgan import atomic
 from dcgan.config import PreprocessParams
 from dcgan.data import folder, idx
 from dcgan.errors import UserError
 
-KNOWN_CLASSES = {"fashion-mnist": FashionMNIST.classes, "mnist": MNIST.classes}
 DEFAULTS = {"idx": (28, 1), "folder": (64, 3)}  # format -> (image_size, channels)
 
 
@@ -30,6 +27,8 @@ def scale(images: torch.Tensor) -> torch.Tensor:
 
 def _fit(images: torch.Tensor, size: int, channels: int) -> torch.Tensor:
     """Match a uint8 NCHW batch to ``channels`` and ``size`` (antialiased resize, center crop)."""
+    from torchvision.transforms.v2 import functional as TF  # ~2 s to import: only when needed
+
     if images.shape[1] != channels:
         images = images.repeat(1, 3, 1, 1) if channels == 3 else TF.rgb_to_grayscale(images)
     if images.shape[-1] != size or images.shape[-2] != size:
@@ -45,8 +44,10 @@ def _read_idx(root: Path, dataset: str, size: int, channels: int) -> tuple[dict,
         labels = torch.from_numpy(y) if y is not None else torch.full((len(x),), -1)
         splits[split] = (images, labels)
     train_labels = splits["train"][1]
-    if dataset in KNOWN_CLASSES:
-        classes = list(KNOWN_CLASSES[dataset])
+    if dataset in ("fashion-mnist", "mnist"):
+        from torchvision.datasets import MNIST, FashionMNIST
+
+        classes = list({"fashion-mnist": FashionMNIST, "mnist": MNIST}[dataset].classes)
     elif (train_labels >= 0).any():
         classes = [str(c) for c in range(int(train_labels.max()) + 1)]
     else:
