@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from dcgan.errors import UserError
+
+if TYPE_CHECKING:
+    import torch
 
 # Held-out split folder names, in order of preference, and the split name we store them as.
 HELD_OUT = (("val", "val"), ("valid", "val"), ("test", "test"))
@@ -27,7 +30,8 @@ def find_splits(root: str | Path) -> dict[str, Path]:
     return splits
 
 
-# torchvision is imported inside the functions: ~2 s that stages reading IDX files skip.
+# torch and torchvision are imported inside the functions: ~2 s that a download of IDX
+# files (which imports this module) skips.
 
 
 def _is_image(path: Path) -> bool:
@@ -83,6 +87,8 @@ def load_image(path: Path, size: int, channels: int) -> torch.Tensor:
 
 def load_images(items: list[tuple[Path, int]], size: int, channels: int, desc: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Load ``items`` into uint8 images (N, C, size, size) and int64 labels (N,)."""
+    import torch
+
     images = torch.empty((len(items), channels, size, size), dtype=torch.uint8)
     for i, (path, _) in enumerate(tqdm(items, desc=desc, unit="img", leave=False)):
         images[i] = load_image(path, size, channels)
