@@ -5,6 +5,7 @@ box. Prints a table and writes JSON to benchmarks/results/<device>-<date>.json.
 
     python benchmarks/bench.py                 # full sizes on CUDA; small sizes on CPU
     python benchmarks/bench.py --scale 0.01    # 1% of the full sizes (the CI smoke run)
+    python benchmarks/bench.py --set train.compile=reduce-overhead --set train.channels_last=false
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
@@ -49,12 +51,12 @@ def _prepared(folder: Path, n: int, nc: int, size: int) -> Path:
     return folder
 
 
-def ours(folder: Path, device: torch.device, batch: int, epochs: int) -> float:
+def ours(folder: Path, device: torch.device, batch: int, epochs: int, overrides: dict) -> float:
     """Images per second of the library's training loop (one warm-up epoch not counted)."""
     params = load_params(REPO / "params.yaml", {"train.device": str(device), "train.batch_size": batch,
-                                                "train.epochs": epochs + 1})
+                                                "train.epochs": epochs + 1, **overrides})
     trainer = Trainer(params, folder, folder / "work")
-    trainer._epoch()  # warm-up: allocator, cuDNN autotuning
+    trainer._epoch()  # warm-up: allocator, cuDNN autotuning, torch.compile
     _sync(device)
     start = time.perf_counter()
     for _ in range(epochs):
@@ -132,7 +134,10 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--epochs", type=int, default=2, help="timed epochs after one warm-up")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a params override for our path, e.g. train.compile=default (YAML value)")
     args = parser.parse_args()
+    overrides = {k: yaml.safe_load(v) for k, v in (s.split("=", 1) for s in args.set)}
     device = torch.device(args.device)
     scale = args.scale or (1.0 if device.type == "cuda" else 0.02)
     rows = []
@@ -140,7 +145,7 @@ def main() -> None:
         n = max(args.batch, int(n_full * scale))
         with tempfile.TemporaryDirectory() as tmp:
             folder = _prepared(Path(tmp), n, nc, size)
-            ips = ours(folder, device, args.batch, args.epochs)
+            ips = ours(folder, device, args.batch, args.epochs, overrides)
             ref = reference(folder, device, args.batch, args.epochs)
         rows.append({"set": name, "images": n, "ours_images_per_s": ips,
                      "reference_images_per_s": ref, "speedup": ips / ref,
@@ -149,7 +154,7 @@ def main() -> None:
     result = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "date": dt.date.today().isoformat(), "torch": torch.__version__, "batch": args.batch,
-        "scale": scale, "command": " ".join(sys.argv), "training": rows,
+        "scale": scale, "command": " ".join(sys.argv), "overrides": overrides, "training": rows,
         "evaluation": {"samples": n_eval, "seconds": evaluation_seconds(device, n_eval)},
         "peak_gpu_memory_gib": (torch.cuda.max_memory_allocated(device) / 2**30
                                 if device.type == "cuda" else None),
@@ -157,7 +162,8 @@ def main() -> None:
     print(_table(rows))
     print(f"evaluation: {n_eval} samples, classifier metrics in {result['evaluation']['seconds']:.2f} s")
     slug = result["device"].replace(" ", "-").lower()
-    path = Path(args.out) / f"{slug}-{result['date']}.json"
+    tag = "".join(f"-{k.split('.')[-1]}={v}" for k, v in overrides.items())
+    path = Path(args.out) / f"{slug}-{result['date']}{tag}.json"
     atomic.write_json(path, result)
     print(f"-> {path}")
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import math
 
 import torch
 
 from dcgan import atomic, checkpoint
-from dcgan.classifier import DomainClassifier, accuracy, fit
+from dcgan.classifier import DomainClassifier, accuracy, epochs_for, fit
 from dcgan.config import load_params
 from dcgan.device import resolve_device
 from dcgan.data.prepared import heldout_split, load_meta, load_split
@@ -38,8 +37,7 @@ def main() -> None:
     torch.manual_seed(params.seed)
     device = resolve_device(params.train.device)
     kwargs = dict(nc=meta["image_shape"][0], num_classes=len(meta["classes"]), width=c.width)
-    steps_per_epoch = math.ceil(len(images) / c.batch_size)
-    epochs = max(c.epochs, math.ceil(c.min_steps / steps_per_epoch))
+    epochs = epochs_for(len(images), c.epochs, c.min_steps, c.batch_size)
     model = fit(DomainClassifier(**kwargs), images, labels, epochs=epochs,
                 batch_size=c.batch_size, lr=c.lr, seed=params.seed, device=device)
     acc = accuracy(model, *heldout, device)

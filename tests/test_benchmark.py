@@ -11,7 +11,8 @@ from conftest import REPO
 
 def test_benchmark_smoke_run_writes_its_table_and_json(tmp_path):
     proc = subprocess.run([sys.executable, str(REPO / "benchmarks/bench.py"), "--scale", "0.004",
-                           "--epochs", "1", "--batch", "64", "--device", "cpu", "--out", str(tmp_path)],
+                           "--epochs", "1", "--batch", "64", "--device", "cpu", "--out", str(tmp_path),
+                           "--set", "train.channels_last=false"],
                           capture_output=True, text=True, check=True)
     assert "ours/ref" in proc.stdout
     (result,) = [json.loads(p.read_text()) for p in tmp_path.glob("cpu-*.json")]
@@ -19,3 +20,4 @@ def test_benchmark_smoke_run_writes_its_table_and_json(tmp_path):
     for row in result["training"]:
         assert row["ours_images_per_s"] > 0 and row["reference_images_per_s"] > 0
     assert result["evaluation"]["seconds"] > 0 and result["peak_gpu_memory_gib"] is None
+    assert result["overrides"] == {"train.channels_last": False}

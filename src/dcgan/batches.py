@@ -39,8 +39,9 @@ class EpochData:
     """The training images of one process, served as this epoch's batches on ``device``."""
 
     def __init__(self, images: torch.Tensor, batches: int, batch_size: int, world: World,
-                 device: torch.device):
+                 device: torch.device, layout: torch.memory_format = torch.contiguous_format):
         self.batches, self.batch_size, self.world, self.device = batches, batch_size, world, device
+        self.layout = layout  # the memory format batches are served in
         self.local = batch_size // world.size
         self.images = self._place(images)
 
@@ -69,8 +70,9 @@ class EpochData:
         perm = torch.randperm(len(self.images), generator=rng, device=self.device)
         order = shard_order(perm, self.batches, self.batch_size, self.world)
         order = order.to(self.images.device)
-        n = self.local
+        n, layout = self.local, self.layout
         if not self.shard_fits:
-            return lambda b: self.images[order[b * n:(b + 1) * n]].to(self.device, non_blocking=True)
-        shard = self.images[order].to(self.device, non_blocking=True)
+            return lambda b: self.images[order[b * n:(b + 1) * n]].to(
+                self.device, non_blocking=True, memory_format=layout)
+        shard = self.images[order].to(self.device, non_blocking=True, memory_format=layout)
         return lambda b: shard[b * n:(b + 1) * n]

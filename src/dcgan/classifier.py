@@ -75,6 +75,11 @@ def accuracy(model: DomainClassifier, images: torch.Tensor, labels: torch.Tensor
     return (outputs(model, images, device).probs.argmax(1) == labels).float().mean().item()
 
 
+def epochs_for(n: int, epochs: int, min_steps: int, batch_size: int) -> int:
+    """``epochs``, or more for a small set: enough to take ``min_steps`` optimizer steps."""
+    return max(epochs, math.ceil(min_steps / math.ceil(n / batch_size)))
+
+
 def fit(model: DomainClassifier, images: torch.Tensor, labels: torch.Tensor, *, epochs: int,
         batch_size: int, lr: float, seed: int, device: torch.device) -> DomainClassifier:
     """Train with Adam and cross-entropy, shuffling by ``seed`` (deterministic on CPU)."""

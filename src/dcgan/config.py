@@ -94,6 +94,8 @@ class TrainParams:
     eval_samples: int = _rule(minimum=2)  # samples per check (best checkpoint by lowest FD)
     nproc: int = _rule(minimum=1)  # training processes on this machine (torchrun + DDP when > 1)
     sync_bn: bool = _rule()  # batch-norm statistics over all processes' samples (CUDA only)
+    channels_last: bool = _rule()  # NHWC memory layout for G, D and the batches
+    compile: str = _rule(choices=("off", "default", "reduce-overhead"))  # torch.compile mode
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,8 @@ class Trainer:
                  scorer: Scorer | None = None, world: World | None = None):
         self.p, self.loss, self.scorer = params, params.loss, scorer
         self.world = world or World()
+        # channels_last: the convolution layout oneDNN and cuDNN run fastest (benchmarks/NOTES.md)
+        self.layout = torch.channels_last if params.train.channels_last else torch.contiguous_format
         self.device = distributed.device_for(params.train.device, self.world)
         self.amp = params.train.precision == "bf16" and self.device.type == "cuda"
         self.meta = load_meta(prepared)
@@ -82,7 +84,7 @@ class Trainer:
         self.batch_size, self.iters = plan_batches(params, len(images), self.world.size)
         self.local_batch = self.batch_size // self.world.size
         self.data = EpochData(images, self.iters * params.d_steps, self.batch_size, self.world,
-                              self.device)
+                              self.device, self.layout)
         distributed.init(self.world, self.device)
         self._build(self.meta["image_shape"])
 
@@ -93,16 +95,14 @@ class Trainer:
                              activation=m.g_activation, extra_layers=m.extra_layers)
         self.d_kwargs = dict(nc=shape[0], ndf=m.ndf, image_size=shape[1],
                              activation=m.d_activation, norm=p.d_norm, extra_layers=m.extra_layers)
-        self.G = Generator(**self.g_kwargs).to(self.device)
-        self.D = Discriminator(**self.d_kwargs).to(self.device)
+        self.G = Generator(**self.g_kwargs).to(self.device, memory_format=self.layout)
+        self.D = Discriminator(**self.d_kwargs).to(self.device, memory_format=self.layout)
         if t.sync_bn and self.world.size > 1:
             if self.device.type != "cuda":
                 raise UserError("train.sync_bn: PyTorch's SyncBatchNorm runs on GPUs only; "
                                 "set it to false for CPU training")
             self.G, self.D = map(torch.nn.SyncBatchNorm.convert_sync_batchnorm, (self.G, self.D))
-        # G and D stay plain modules (checkpoints, sampling); the loop trains through these.
-        self.g_net = distributed.wrap(self.G, self.world, self.device)
-        self.d_net = distributed.wrap(self.D, self.world, self.device)
+        self._nets()
         fused = self.device.type == "cuda"  # one kernel per step instead of one per tensor
         self.opt_g = torch.optim.Adam(self.G.parameters(), t.lr_g, (t.beta1, t.beta2), fused=fused)
         self.opt_d = torch.optim.Adam(self.D.parameters(), t.lr_d, (t.beta1, t.beta2), fused=fused)
@@ -112,6 +112,21 @@ class Trainer:
         self.fixed_noise = torch.randn(t.grid_images, m.nz, generator=self.rng, device=self.device)
         self.epoch, self.history, self.wall_time = 0, History(), 0.0
         self.best: dict[str, Any] = {}  # {"epoch", "score"} of the best checkpoint so far
+
+    def _nets(self) -> None:
+        """What the loop calls: DDP-wrapped when distributed, ``torch.compile``d when asked.
+
+        G and D stay plain modules for checkpoints and sampling. The G step calls D without
+        DDP (DDP would wait for D gradients that never come); the WGAN-GP penalty calls the
+        eager critic, because compiled graphs have no double backward.
+        """
+        g = distributed.wrap(self.G, self.world, self.device)
+        d = distributed.wrap(self.D, self.world, self.device)
+        self.d_penalty, self.d_for_g = d, self.D
+        if self.p.train.compile != "off":
+            mode = None if self.p.train.compile == "default" else self.p.train.compile
+            g, d, self.d_for_g = (torch.compile(n, mode=mode) for n in (g, d, self.D))
+        self.g_net, self.d_net = g, d
 
     # ----------------------------------------------------------------------------- steps
     def _autocast(self) -> contextlib.AbstractContextManager:
@@ -140,7 +155,7 @@ class Trainer:
             if self.loss == "wgan-gp":  # fp32: the penalty differentiates through D twice
                 eps = self._mine(torch.rand(self.batch_size, generator=self.rng, device=self.device))
                 loss = loss + self.p.train.gp_weight * losses.gradient_penalty(
-                    self.d_net, real, fake, eps=eps)
+                    self.d_penalty, real, fake, eps=eps)
             self._d_update(loss)
         return (loss.detach(), losses.d_output_score(self.loss, r),
                 losses.d_output_score(self.loss, f))
@@ -150,7 +165,7 @@ class Trainer:
         # DDP would wait for D gradients that never come.
         self.D.requires_grad_(False)
         with self._autocast():
-            loss = losses.g_loss(self.loss, self.D(fake))
+            loss = losses.g_loss(self.loss, self.d_for_g(fake))
         self.opt_g.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_g.step()
