@@ -35,7 +35,7 @@ from dcgan.data.sources import parse_dataset  # noqa: E402
 from dcgan.evaluate import fd_scorer  # noqa: E402
 from dcgan.train import Trainer  # noqa: E402
 
-REFERENCE = {"train.precision": "fp32", "train.channels_last": False, "train.compile": "off"}
+REFERENCE = {"train.precision": "fp32", "train.channels_last": False, "train.compile": None}
 
 
 def _prepare(source: Path, tmp: Path, seed: int):

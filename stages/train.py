@@ -55,8 +55,7 @@ def launch(params: Params, args: argparse.Namespace) -> None:
                         "lower train.nproc")
     distributed.device_for(t.device, distributed.World(0, t.nproc))  # a pinned GPU fails here
     if t.sync_bn and device.type != "cuda":
-        raise UserError("train.sync_bn: PyTorch's SyncBatchNorm runs on GPUs only; set it to "
-                        "false for CPU training")
+        raise UserError(distributed.SYNC_BN_ON_CPU)
     plan_batches(params, load_meta(args.data)["splits"]["train"]["count"], t.nproc)
     distributed.launch(t.nproc, [__file__, *sys.argv[1:]], lambda: resume_hint(params, args))
 

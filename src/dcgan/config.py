@@ -95,7 +95,8 @@ class TrainParams:
     nproc: int = _rule(minimum=1)  # training processes on this machine (torchrun + DDP when > 1)
     sync_bn: bool = _rule()  # batch-norm statistics over all processes' samples (CUDA only)
     channels_last: bool = _rule()  # NHWC memory layout for G, D and the batches
-    compile: str = _rule(choices=("off", "default", "reduce-overhead"))  # torch.compile mode
+    # torch.compile mode; null: eager (not "off": YAML 1.1 reads an unquoted off as false)
+    compile: Optional[str] = _rule(choices=("default", "reduce-overhead"))
 
 
 @dataclass(frozen=True)

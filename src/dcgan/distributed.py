@@ -74,6 +74,17 @@ def init(world: World, device: torch.device) -> None:
         dist.init_process_group("gloo")
 
 
+SYNC_BN_ON_CPU = ("train.sync_bn: PyTorch's SyncBatchNorm runs on GPUs only; set it to false "
+                  "for CPU training")
+
+
+def sync_batch_norm(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """``module`` with SyncBatchNorm: batch statistics over every process's samples."""
+    if device.type != "cuda":
+        raise UserError(SYNC_BN_ON_CPU)
+    return torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)
+
+
 def close() -> None:
     """Leave the process group (at the end of a distributed run)."""
     if dist.is_initialized():

@@ -12,9 +12,6 @@ the number of processes, and DDP averages the gradients.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import hashlib
-import json
 import shutil
 import sys
 import time
@@ -49,22 +46,8 @@ class EpochLogger(Protocol):
 
 
 def fingerprint(params: Params, meta: dict) -> str:
-    """Identity of a run for resuming: everything the result depends on except ``epochs``.
-
-    That is the params, the data's metadata and the source of the model, loss, batching and
-    loop code (a checkpoint from older code is not resumed). Leaving ``epochs`` out lets a
-    finished run be extended: with no LR schedule, 5 + 5 epochs equal 10 uninterrupted ones.
-    ``nproc`` is left out too: the batches are the same for any number of processes, so a
-    run can resume on more or fewer of them.
-    """
-    train = dataclasses.asdict(params.train)
-    train.pop("epochs")
-    train.pop("nproc")
-    code = hashlib.sha256(b"".join(Path(m.__file__).read_bytes()
-                                   for m in (models, losses, batches, sys.modules[__name__])))
-    key = {"loss": params.loss, "seed": params.seed, "model": dataclasses.asdict(params.model),
-           "train": train, "data": meta, "code": code.hexdigest()}
-    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    """This run's id (:func:`checkpoint.run_id`), over the model, loss, batching and loop code."""
+    return checkpoint.run_id(params, meta, (models, losses, batches, sys.modules[__name__]))
 
 
 class Trainer:
@@ -98,10 +81,7 @@ class Trainer:
         self.G = Generator(**self.g_kwargs).to(self.device, memory_format=self.layout)
         self.D = Discriminator(**self.d_kwargs).to(self.device, memory_format=self.layout)
         if t.sync_bn and self.world.size > 1:
-            if self.device.type != "cuda":
-                raise UserError("train.sync_bn: PyTorch's SyncBatchNorm runs on GPUs only; "
-                                "set it to false for CPU training")
-            self.G, self.D = map(torch.nn.SyncBatchNorm.convert_sync_batchnorm, (self.G, self.D))
+            self.G, self.D = (distributed.sync_batch_norm(n, self.device) for n in (self.G, self.D))
         self._nets()
         fused = self.device.type == "cuda"  # one kernel per step instead of one per tensor
         self.opt_g = torch.optim.Adam(self.G.parameters(), t.lr_g, (t.beta1, t.beta2), fused=fused)
@@ -123,7 +103,7 @@ class Trainer:
         g = distributed.wrap(self.G, self.world, self.device)
         d = distributed.wrap(self.D, self.world, self.device)
         self.d_penalty, self.d_for_g = d, self.D
-        if self.p.train.compile != "off":
+        if self.p.train.compile is not None:
             mode = None if self.p.train.compile == "default" else self.p.train.compile
             g, d, self.d_for_g = (torch.compile(n, mode=mode) for n in (g, d, self.D))
         self.g_net, self.d_net = g, d
