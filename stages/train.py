@@ -13,13 +13,13 @@ from pathlib import Path
 import torch
 
 from dcgan import atomic, checkpoint, distributed
+from dcgan.batches import plan_batches
 from dcgan.classifier import DomainClassifier
 from dcgan.config import Params, load_params
 from dcgan.data.prepared import load_meta, load_split
 from dcgan.errors import UserError, run_stage
 from dcgan.evaluate import fd_scorer, take
 from dcgan.tracking import MlflowLogger
-from dcgan.batches import plan_batches
 from dcgan.train import Scorer, Trainer, fingerprint
 
 

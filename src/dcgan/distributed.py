@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import os
 import signal
+import sys
 import uuid
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
@@ -137,8 +138,6 @@ def launch(nproc: int, argv: Sequence[str], hint: Callable[[], str]) -> None:
     A failed process stops the others (torchrun's agent does that); the failure becomes one
     line naming the process and how it ended, then ``hint()`` (where to resume from).
     """
-    import sys
-
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
