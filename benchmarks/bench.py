@@ -20,14 +20,13 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from dcgan import atomic, metrics  # noqa: E402
 from dcgan.classifier import DomainClassifier, outputs  # noqa: E402
-from dcgan.config import load_params  # noqa: E402
+from dcgan.config import load_params, parse_overrides  # noqa: E402
 from dcgan.evaluate import sample  # noqa: E402
 from dcgan.models import Discriminator, Generator  # noqa: E402
 from dcgan.train import Trainer  # noqa: E402
@@ -137,7 +136,7 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a params override for our path, e.g. train.compile=default (YAML value)")
     args = parser.parse_args()
-    overrides = {k: yaml.safe_load(v) for k, v in (s.split("=", 1) for s in args.set)}
+    overrides = parse_overrides(args.set)
     device = torch.device(args.device)
     scale = args.scale or (1.0 if device.type == "cuda" else 0.02)
     rows = []

@@ -20,17 +20,16 @@ import tempfile
 from pathlib import Path
 
 import torch
-import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from dcgan import atomic  # noqa: E402
 from dcgan.classifier import DomainClassifier, epochs_for, fit  # noqa: E402
-from dcgan.config import load_params  # noqa: E402
+from dcgan.config import Params, load_params, parse_overrides  # noqa: E402
 from dcgan.data.download import download  # noqa: E402
 from dcgan.data.prepare import preprocess  # noqa: E402
-from dcgan.data.prepared import load_split  # noqa: E402
+from dcgan.data.prepared import hold_out, load_split  # noqa: E402
 from dcgan.data.sources import parse_dataset  # noqa: E402
 from dcgan.evaluate import fd_scorer  # noqa: E402
 from dcgan.train import Trainer  # noqa: E402
@@ -38,22 +37,19 @@ from dcgan.train import Trainer  # noqa: E402
 REFERENCE = {"train.precision": "fp32", "train.channels_last": False, "train.compile": None}
 
 
-def _prepare(source: Path, tmp: Path, seed: int):
+def _prepare(source: Path, tmp: Path, params: Params, seed: int):
     """Prepared data, a held-out 10% (by seed) and a domain classifier trained on the rest."""
     download(parse_dataset(f"idx:{source}"), tmp / "raw")
-    params = load_params(REPO / "params.yaml")
     preprocess(tmp / "raw", tmp / "prepared", params.preprocess, seed)
-    images, labels = load_split(tmp / "prepared", "train")
-    perm = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))
-    held, rest = perm[:len(images) // 10], perm[len(images) // 10:]
+    (images, labels), (held, _) = hold_out(*load_split(tmp / "prepared", "train"), seed)
     c = params.classifier
-    epochs = epochs_for(len(rest), c.epochs, c.min_steps, c.batch_size)
+    epochs = epochs_for(len(images), c.epochs, c.min_steps, c.batch_size)
     torch.manual_seed(seed)
     model = DomainClassifier(nc=images.shape[1], num_classes=int(labels.max()) + 1, width=c.width)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    model = fit(model, images[rest], labels[rest], epochs=epochs, batch_size=c.batch_size, lr=c.lr,
+    model = fit(model, images, labels, epochs=epochs, batch_size=c.batch_size, lr=c.lr,
                 seed=seed, device=device)
-    return tmp / "prepared", images[held], model.to(device), device
+    return tmp / "prepared", held, model.to(device), device
 
 
 def _score(prepared: Path, workdir: Path, overrides: dict, scorer) -> tuple[float, float]:
@@ -74,12 +70,13 @@ def main() -> None:
                         help="a params override for the fast path (YAML value)")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
     args = parser.parse_args()
-    fast = {k: yaml.safe_load(v) for k, v in (s.split("=", 1) for s in args.set)}
+    fast = parse_overrides(args.set)
     base = {"train.epochs": args.epochs, "train.batch_size": args.batch, "train.eval_every": 0}
     rows = {"fast": [], "reference": []}
     with tempfile.TemporaryDirectory() as tmp:
-        prepared, held, clf, device = _prepare(Path(args.source), Path(tmp), seed=0)
-        scorer = fd_scorer(clf, held, load_params(REPO / "params.yaml").model.nz, device, seed=1)
+        params = load_params(REPO / "params.yaml")
+        prepared, held, clf, device = _prepare(Path(args.source), Path(tmp), params, seed=0)
+        scorer = fd_scorer(clf, held, params.model.nz, device, seed=1)
         for seed in range(args.seeds):
             for path, extra in (("fast", fast), ("reference", REFERENCE)):
                 overrides = {**base, "seed": seed, "train.device": str(device), **extra}

@@ -10,7 +10,7 @@ from dcgan import atomic, checkpoint
 from dcgan.classifier import DomainClassifier, accuracy, epochs_for, fit
 from dcgan.config import load_params
 from dcgan.device import resolve_device
-from dcgan.data.prepared import heldout_split, load_meta, load_split
+from dcgan.data.prepared import heldout_split, hold_out, load_meta, load_split
 from dcgan.errors import UserError, run_stage
 
 
@@ -29,10 +29,7 @@ def main() -> None:
     images, labels = load_split(args.data, "train")
     heldout, note = heldout_split(args.data, meta)
     if heldout is None:  # no test/val split: hold out 10% of train, chosen by seed
-        perm = torch.randperm(len(images), generator=torch.Generator().manual_seed(params.seed))
-        cut = len(images) // 10
-        heldout = (images[perm[:cut]], labels[perm[:cut]])
-        images, labels = images[perm[cut:]], labels[perm[cut:]]
+        (images, labels), heldout = hold_out(images, labels, params.seed)
         note = "10% of train (the data has no test or val split)"
     torch.manual_seed(params.seed)
     device = resolve_device(params.train.device)

@@ -26,15 +26,19 @@ from conftest import REPO, TINY, make_prepared, write_params
 TWO = {**TINY, "train.nproc": 2, "train.batch_size": 32}
 
 
-def _train(folder: Path, prepared: Path, overrides: dict) -> subprocess.CompletedProcess:
-    """The train stage on ``prepared`` with its outputs, checkpoints and MLflow store in ``folder``."""
+def _command(folder: Path, prepared: Path, overrides: dict) -> tuple[list[str], dict]:
+    """The train stage on ``prepared`` with its params, outputs, checkpoints and MLflow store
+    in ``folder``: its command line and environment."""
     params = write_params(folder, overrides)
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{folder}/mlflow.db"}
-    return subprocess.run(
-        [sys.executable, str(REPO / "stages/train.py"), "--params", str(params), "--data",
-         str(prepared), "--workdir", str(folder / "work"), "--out", str(folder / "out"),
-         "--metrics", str(folder / "train.json")],
-        env=env, capture_output=True, text=True, timeout=600)
+    return [sys.executable, str(REPO / "stages/train.py"), "--params", str(params), "--data",
+            str(prepared), "--workdir", str(folder / "work"), "--out", str(folder / "out"),
+            "--metrics", str(folder / "train.json")], env
+
+
+def _train(folder: Path, prepared: Path, overrides: dict) -> subprocess.CompletedProcess:
+    cmd, env = _command(folder, prepared, overrides)
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
 
 
 def _mlflow_runs(folder: Path) -> list:
@@ -108,18 +112,14 @@ def _rank_pid(marker: str, rank: int) -> int | None:
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds processes in /proc")
 def test_killed_process_fails_the_job_keeps_the_checkpoint_and_resumes(tmp_path, prepared,
                                                                        two_proc):
-    params = write_params(tmp_path, TWO)
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"}
-    cmd = [sys.executable, str(REPO / "stages/train.py"), "--params", str(params), "--data",
-           str(prepared), "--workdir", str(tmp_path / "work"), "--out", str(tmp_path / "out"),
-           "--metrics", str(tmp_path / "train.json")]
+    cmd, env = _command(tmp_path, prepared, TWO)
     job = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            text=True)
     deadline = time.monotonic() + 300
     while not list((tmp_path / "work").glob("*/last.pt")):  # epoch 1 saved: kill in epoch 2
         assert job.poll() is None and time.monotonic() < deadline, job.communicate()
         time.sleep(0.05)
-    pid = _rank_pid(str(params), rank=1)
+    pid = _rank_pid(str(tmp_path / "params.yaml"), rank=1)
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
     _, err = job.communicate(timeout=120)
@@ -130,7 +130,7 @@ def test_killed_process_fails_the_job_keeps_the_checkpoint_and_resumes(tmp_path,
     assert checkpoint.load(next((tmp_path / "work").glob("*/last.pt")))["epoch"] == 1
     assert not (tmp_path / "out").exists() and not (tmp_path / "train.json").exists()
 
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    done = _train(tmp_path, prepared, TWO)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "resuming" in done.stdout
     # Resumed after the kill == never interrupted, bit for bit; and still one MLflow run.

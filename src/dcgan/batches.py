@@ -65,6 +65,10 @@ class EpochData:
         self.shard_fits = size // self.world.size < free
         return images.pin_memory()
 
+    def mine(self, whole: torch.Tensor) -> torch.Tensor:
+        """This process's part of a draw made for the whole global batch (noise, GP weights)."""
+        return whole[self.world.rank * self.local:(self.world.rank + 1) * self.local]
+
     def epoch(self, rng: torch.Generator) -> Callable[[int], torch.Tensor]:
         """Draw this epoch's order from ``rng`` (on ``device``); returns batch ``b`` -> images."""
         perm = torch.randperm(len(self.images), generator=rng, device=self.device)

@@ -221,6 +221,15 @@ def _set_dotted(data: dict, dotted: str, value: Any) -> None:
     node[leaf] = value
 
 
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``["train.epochs=3", ...]`` (values in YAML) -> ``{"train.epochs": 3}`` for load_params."""
+    pairs = [item.split("=", 1) for item in items]
+    bad = [item for item, pair in zip(items, pairs) if len(pair) != 2]
+    if bad:
+        raise ConfigError(f"override {bad[0]!r}: expected KEY=VALUE, e.g. train.epochs=3")
+    return {key: yaml.safe_load(value) for key, value in pairs}
+
+
 def load_params(path: str | Path = "params.yaml",
                 overrides: dict[str, Any] | None = None) -> Params:
     """Read, override (dotted keys, e.g. ``{"train.epochs": 1}``) and validate params."""

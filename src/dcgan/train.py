@@ -65,7 +65,6 @@ class Trainer:
         self.workdir = Path(workdir) / fingerprint(params, self.meta)
         images, _ = load_split(prepared, "train")
         self.batch_size, self.iters = plan_batches(params, len(images), self.world.size)
-        self.local_batch = self.batch_size // self.world.size
         self.data = EpochData(images, self.iters * params.d_steps, self.batch_size, self.world,
                               self.device, self.layout)
         distributed.init(self.world, self.device)
@@ -133,7 +132,8 @@ class Trainer:
                 r, f = self.d_net(real), self.d_net(fake)
             loss = losses.d_loss(self.loss, r, f)
             if self.loss == "wgan-gp":  # fp32: the penalty differentiates through D twice
-                eps = self._mine(torch.rand(self.batch_size, generator=self.rng, device=self.device))
+                eps = self.data.mine(torch.rand(self.batch_size, generator=self.rng,
+                                                device=self.device))
                 loss = loss + self.p.train.gp_weight * losses.gradient_penalty(
                     self.d_penalty, real, fake, eps=eps)
             self._d_update(loss)
@@ -152,10 +152,6 @@ class Trainer:
         self.D.requires_grad_(True)
         return loss.detach()
 
-    def _mine(self, whole: torch.Tensor) -> torch.Tensor:
-        """This process's slice of a draw made for the whole global batch."""
-        return whole[self.world.rank * self.local_batch:(self.world.rank + 1) * self.local_batch]
-
     def _epoch(self) -> torch.Tensor:
         """Train one epoch; returns per-iteration [d_loss, g_loss, D(x), D(G(z))] on the device."""
         d_steps, nz = self.p.d_steps, self.p.model.nz
@@ -166,8 +162,8 @@ class Trainer:
         refresh = max(1, self.iters // 10)  # a host sync ~10 times an epoch, for the bar
         for it in bar:
             for k in range(d_steps):
-                z = self._mine(torch.randn(self.batch_size, nz, generator=self.rng,
-                                           device=self.device))
+                z = self.data.mine(torch.randn(self.batch_size, nz, generator=self.rng,
+                                               device=self.device))
                 with torch.set_grad_enabled(k == d_steps - 1), self._autocast():
                     fake = self.g_net(z)  # G's graph is kept only for the step G trains on
                 d_loss, dx, dgz = self._d_step(batch(it * d_steps + k), fake)
@@ -203,7 +199,7 @@ class Trainer:
         if saved_world != self.world.size and self.world.main:
             print(f"train: checkpoint written by {saved_world} process(es), resuming with "
                   f"{self.world.size}: same data order and noise; batch-norm statistics are "
-                  f"now over batches of {self.local_batch}")
+                  f"now over batches of {self.data.local}")
         self.G.load_state_dict(state["G"])
         self.D.load_state_dict(state["D"])
         self.opt_g.load_state_dict(state["opt_g"])

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from dcgan import atomic, paths
 from dcgan.data import archive, folder, idx
-from dcgan.data.sources import Source
+from dcgan.data.sources import TORCHVISION, Source, torchvision_dataset
 from dcgan.errors import UserError
 
 MIRROR_ENV = "DCGAN_MIRROR"
@@ -54,9 +54,7 @@ def _fetch(name: str, md5: str | None, dest: Path, bases: list[str]) -> None:
 
 
 def _torchvision(name: str, dest: Path, mirror: str | None) -> None:
-    from torchvision.datasets import MNIST, FashionMNIST
-
-    cls = {"fashion-mnist": FashionMNIST, "mnist": MNIST}[name]
+    cls = torchvision_dataset(name)
     bases = [mirror] if mirror else list(cls.mirrors)
     for filename, md5 in cls.resources:
         _fetch(filename, md5, dest, bases)
@@ -145,7 +143,7 @@ def download(source: Source, out: str | Path, mirror: str | None = None) -> dict
     with atomic.output_dir(out) as tmp:
         if source.kind == "local":
             root = _local(source, tmp)
-        elif source.name in ("fashion-mnist", "mnist"):
+        elif source.name in TORCHVISION:
             _torchvision(source.name, tmp, mirror)
             root = "."
         else:

@@ -15,6 +15,7 @@ import torch
 from dcgan import atomic
 from dcgan.config import PreprocessParams
 from dcgan.data import folder, idx
+from dcgan.data.sources import TORCHVISION, torchvision_dataset
 from dcgan.errors import UserError
 
 DEFAULTS = {"idx": (28, 1), "folder": (64, 3)}  # format -> (image_size, channels)
@@ -44,10 +45,8 @@ def _read_idx(root: Path, dataset: str, size: int, channels: int) -> tuple[dict,
         labels = torch.from_numpy(y) if y is not None else torch.full((len(x),), -1)
         splits[split] = (images, labels)
     train_labels = splits["train"][1]
-    if dataset in ("fashion-mnist", "mnist"):
-        from torchvision.datasets import MNIST, FashionMNIST
-
-        classes = list({"fashion-mnist": FashionMNIST, "mnist": MNIST}[dataset].classes)
+    if dataset in TORCHVISION:
+        classes = list(torchvision_dataset(dataset).classes)
     elif (train_labels >= 0).any():
         classes = [str(c) for c in range(int(train_labels.max()) + 1)]
     else:

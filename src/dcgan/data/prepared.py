@@ -28,6 +28,14 @@ def load_meta(prepared: str | Path) -> dict:
     return json.loads((Path(prepared) / "meta.json").read_text())
 
 
+def hold_out(images: torch.Tensor, labels: torch.Tensor, seed: int):
+    """For a set with no held-out split: ``(rest, held_out)``, each ``(images, labels)``, with
+    a seeded 10% held out."""
+    perm = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))
+    held, rest = perm[:len(images) // 10], perm[len(images) // 10:]
+    return (images[rest], labels[rest]), (images[held], labels[held])
+
+
 def heldout_split(prepared: str | Path, meta: dict) -> tuple[tuple[torch.Tensor, torch.Tensor] | None, str]:
     """The held-out split (``test``, else ``val``) and its name, or ``(None, "")`` if none."""
     for split in ("test", "val"):

@@ -10,6 +10,7 @@ KNOWN = {
     "mnist": "idx",
     "animal-faces": "folder",
 }
+TORCHVISION = ("fashion-mnist", "mnist")  # the known names torchvision downloads and labels
 LOCAL_PREFIXES = ("idx", "folder")
 ALLOWED_TEXT = ", ".join([*KNOWN, "idx:<dir>", "folder:<dir>"])
 
@@ -29,6 +30,16 @@ class Source:
     kind: str
     format: str
     name: str
+
+
+def torchvision_dataset(name: str) -> type:
+    """torchvision's class for one of ``TORCHVISION`` (its URLs, MD5s and class names).
+
+    Imported on demand: torchvision costs ~2 s that stages reading local files skip.
+    """
+    from torchvision.datasets import MNIST, FashionMNIST
+
+    return {"fashion-mnist": FashionMNIST, "mnist": MNIST}[name]
 
 
 def parse_dataset(spec: object) -> Source:
