@@ -55,11 +55,11 @@ def ours(folder: Path, device: torch.device, batch: int, epochs: int, overrides:
     params = load_params(REPO / "params.yaml", {"train.device": str(device), "train.batch_size": batch,
                                                 "train.epochs": epochs + 1, **overrides})
     trainer = Trainer(params, folder, folder / "work")
-    trainer._epoch()  # warm-up: allocator, cuDNN autotuning, torch.compile
+    trainer.train_epoch()  # warm-up: allocator, cuDNN autotuning, torch.compile
     _sync(device)
     start = time.perf_counter()
     for _ in range(epochs):
-        trainer._epoch()
+        trainer.train_epoch()
     _sync(device)
     return epochs * trainer.iters * trainer.batch_size / (time.perf_counter() - start)
 

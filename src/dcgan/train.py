@@ -152,7 +152,7 @@ class Trainer:
         self.D.requires_grad_(True)
         return loss.detach()
 
-    def _epoch(self) -> torch.Tensor:
+    def train_epoch(self) -> torch.Tensor:
         """Train one epoch; returns per-iteration [d_loss, g_loss, D(x), D(G(z))] on the device."""
         d_steps, nz = self.p.d_steps, self.p.model.nz
         batch = self.data.epoch(self.rng)
@@ -268,7 +268,7 @@ class Trainer:
             print(f"train: resuming {self.workdir.name} after epoch {self.epoch}")
         while self.epoch < self.p.train.epochs:
             start = time.perf_counter()
-            stats = self._epoch()
+            stats = self.train_epoch()
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
             self._end_epoch(stats, time.perf_counter() - start, logger)
