@@ -29,7 +29,7 @@ from dcgan.classifier import DomainClassifier, outputs  # noqa: E402
 from dcgan.config import load_params, parse_overrides  # noqa: E402
 from dcgan.evaluate import sample  # noqa: E402
 from dcgan.models import Discriminator, Generator  # noqa: E402
-from dcgan.train import Trainer  # noqa: E402
+from dcgan.training import Trainer  # noqa: E402
 
 FULL = {"28x28": (60_000, 1, 28), "64x64": (16_000, 3, 64)}  # name -> (images, channels, size)
 EVAL_SAMPLES = 10_000

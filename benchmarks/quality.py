@@ -32,7 +32,7 @@ from dcgan.data.prepare import preprocess  # noqa: E402
 from dcgan.data.prepared import hold_out, load_split  # noqa: E402
 from dcgan.data.sources import parse_dataset  # noqa: E402
 from dcgan.evaluate import fd_scorer  # noqa: E402
-from dcgan.train import Trainer  # noqa: E402
+from dcgan.training import Trainer  # noqa: E402
 
 REFERENCE = {"train.precision": "fp32", "train.channels_last": False, "train.compile": None}
 

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 from dcgan import atomic
-from dcgan.compare import figures, find_runs, table
+from dcgan.tracking.compare import figures, find_runs, table
 from dcgan.config import load_params
 from dcgan.errors import UserError, run_stage
 from dcgan.tracking import EXPERIMENT, import_mlflow, tracking_uri

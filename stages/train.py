@@ -20,26 +20,30 @@ from dcgan.data.prepared import load_meta, load_split
 from dcgan.errors import UserError, run_stage
 from dcgan.evaluate import fd_scorer, take
 from dcgan.tracking import MlflowLogger
-from dcgan.train import Scorer, Trainer, fingerprint
+from dcgan.tracking.hook import LogEpochs
+from dcgan.training import BestGenerator, Hook, Trainer, run_id, standard
 
 
-def make_scorer(params: Params, classifier: Path, data: str) -> Scorer | None:
-    """Classifier-space FD against a seeded train subset, for the best checkpoint."""
+def best_generator(params: Params, classifier: Path, data: str) -> list[Hook]:
+    """The periodic-evaluation hook: classifier-space FD against a seeded train subset."""
     t = params.train
     if not t.eval_every:
-        return None
+        return []
     if not classifier.is_file():
         raise UserError(f"{classifier} not found: run `dvc repro classifier`, or set "
                         "train.eval_every: 0 to train without periodic evaluation")
     device = distributed.device_for(t.device, distributed.World())
     model = checkpoint.load_model(classifier, DomainClassifier).to(device)
     reference = take(load_split(data, "train")[0], t.eval_samples, params.seed)
-    return fd_scorer(model, reference, params.model.nz, device, params.seed + 1)
+    scorer = fd_scorer(model, reference, params.model.nz, device, params.seed + 1)
+    rule = (f"lowest classifier-space Fréchet distance on {t.eval_samples} samples, "
+            f"checked every {t.eval_every} epoch(s) and at the end")
+    return [BestGenerator(scorer, "eval_fd", rule, t.eval_every)]
 
 
 def resume_hint(params: Params, args: argparse.Namespace) -> str:
     """Where a failed run left its checkpoint, for the launcher's error line."""
-    last = Path(args.workdir) / fingerprint(params, load_meta(args.data)) / "last.pt"
+    last = Path(args.workdir) / run_id(params, load_meta(args.data)) / "last.pt"
     if not last.is_file():
         return "No epoch had finished, so there is no checkpoint: rerun to start again"
     epoch = checkpoint.load(last)["epoch"]
@@ -62,15 +66,15 @@ def launch(params: Params, args: argparse.Namespace) -> None:
 
 def train(params: Params, args: argparse.Namespace, world: distributed.World) -> None:
     """Train in this process; rank 0 also writes the outputs and the MLflow run."""
-    scorer = make_scorer(params, Path(args.classifier), args.data) if world.main else None
-    trainer = Trainer(params, args.data, args.workdir, scorer, world)
+    extra = best_generator(params, Path(args.classifier), args.data) if world.main else []
+    trainer = Trainer(params, args.data, args.workdir, world)
     if not world.main:
         trainer.run()
         return
     logger = MlflowLogger(trainer.workdir, params, trainer.meta)
     logger.start()
     try:
-        trainer.run(logger)
+        trainer.run([*standard(*extra), LogEpochs(logger)])
         metrics = trainer.write_outputs(args.out)
         run_file = trainer.workdir / "mlflow_run.json"
         if run_file.is_file():  # lets `evaluate` log into this training run

@@ -20,7 +20,7 @@ from dcgan import checkpoint
 from dcgan.config import load_params
 from dcgan.distributed import World
 from dcgan.batches import shard_order
-from dcgan.train import Trainer
+from dcgan.training import Trainer
 from conftest import REPO, TINY, make_prepared, write_params
 
 TWO = {**TINY, "train.nproc": 2, "train.batch_size": 32}

@@ -39,7 +39,7 @@ def weights_hash(module_states: list[dict[str, torch.Tensor]]) -> str:
 
 
 def train_case(tmp_path, prepared, overrides: dict) -> str:
-    from dcgan.train import Trainer
+    from dcgan.training import Trainer
 
     params = load_params(REPO / "params.yaml", {**TINY, **overrides})
     trainer = Trainer(params, prepared, tmp_path / "work")

@@ -16,7 +16,7 @@ import torch
 from dcgan import checkpoint
 from dcgan.config import load_params
 from dcgan.models import Generator
-from dcgan.train import Trainer, TrainingDiverged
+from dcgan.training import Trainer, TrainingDiverged
 from conftest import REPO, TINY, make_prepared, write_params
 
 
@@ -69,14 +69,14 @@ def test_same_seed_same_weights_other_seed_differs(tmp_path, prepared):
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, prepared, monkeypatch):
     trainer = Trainer(_params(), prepared, tmp_path / "work")
-    real_g_loss, calls = trainer._g_step, {"n": 0}
+    real_g_loss, calls = trainer.steps.g_step, {"n": 0}
 
     def poisoned(fake):  # the 6th G step (epoch 2, iteration 2) returns NaN
         calls["n"] += 1
         loss = real_g_loss(fake)
         return loss * float("nan") if calls["n"] == 6 else loss
 
-    monkeypatch.setattr(trainer, "_g_step", poisoned)
+    monkeypatch.setattr(trainer.steps, "g_step", poisoned)
     with pytest.raises(TrainingDiverged, match="non-finite loss at epoch 2, iteration 2"):
         trainer.run()
     assert checkpoint.load(trainer.workdir / "last.pt")["epoch"] == 1

@@ -7,26 +7,40 @@ batches do not depend on how many processes train, and one process reproduces th
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import torch
 
+from dcgan import losses
 from dcgan.config import Params
 from dcgan.distributed import World
 from dcgan.errors import UserError
 
 
-def plan_batches(params: Params, n: int, processes: int) -> tuple[int, int]:
-    """The global batch size (split over ``processes``) and G steps per epoch for ``n`` images."""
+class Plan(NamedTuple):
+    """How an epoch is cut: the global batch, G steps per epoch, D steps per G step."""
+
+    batch_size: int
+    iters: int
+    d_steps: int
+
+
+def plan_batches(params: Params, n: int, processes: int) -> Plan:
+    """The epoch plan for ``n`` images split over ``processes``; one line if it cannot work."""
+    loss = losses.get(params.loss)
+    if params.train.d_batches == "separate" and loss.gradient_penalty:
+        raise UserError(f"train.d_batches: 'separate' cannot be used with loss {params.loss} "
+                        "(its gradient penalty needs real and fake together); use 'joint'")
+    d_steps = loss.steps_per_g(params.train.d_steps)
     batch = min(params.train.batch_size, n)
     if batch % processes:
         raise UserError(f"train.batch_size {batch} does not split evenly over {processes} "
                         f"processes; use a multiple of {processes}")
-    iters = (n // batch) // params.d_steps
+    iters = (n // batch) // d_steps
     if iters == 0:
-        raise UserError(f"train.batch_size {batch} x d_steps {params.d_steps} is more than the "
+        raise UserError(f"train.batch_size {batch} x d_steps {d_steps} is more than the "
                         f"{n} training images; lower them")
-    return batch, iters
+    return Plan(batch, iters, d_steps)
 
 
 def shard_order(perm: torch.Tensor, batches: int, batch_size: int, world: World) -> torch.Tensor:
@@ -68,6 +82,14 @@ class EpochData:
     def mine(self, whole: torch.Tensor) -> torch.Tensor:
         """This process's part of a draw made for the whole global batch (noise, GP weights)."""
         return whole[self.world.rank * self.local:(self.world.rank + 1) * self.local]
+
+    def noise(self, rng: torch.Generator, nz: int) -> torch.Tensor:
+        """This process's part of one global batch of N(0, 1) latent vectors."""
+        return self.mine(torch.randn(self.batch_size, nz, generator=rng, device=self.device))
+
+    def uniform(self, rng: torch.Generator) -> torch.Tensor:
+        """This process's part of one U(0, 1) weight per sample of a global batch."""
+        return self.mine(torch.rand(self.batch_size, generator=rng, device=self.device))
 
     def epoch(self, rng: torch.Generator) -> Callable[[int], torch.Tensor]:
         """Draw this epoch's order from ``rng`` (on ``device``); returns batch ``b`` -> images."""

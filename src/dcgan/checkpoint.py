@@ -6,36 +6,14 @@ A checkpoint holds only tensors, numbers, strings and containers of them, so it 
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
 import random
 from pathlib import Path
-from types import ModuleType
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import torch
 
 from dcgan import atomic
-
-
-def run_id(params: Any, meta: dict, code: Iterable[ModuleType]) -> str:
-    """Identity of a run for resuming: everything the result depends on except ``epochs``.
-
-    That is the params, the data's metadata and the source of the ``code`` modules (a
-    checkpoint from older code is not resumed). Leaving ``train.epochs`` out lets a finished
-    run be extended: with no LR schedule, 5 + 5 epochs equal 10 uninterrupted ones.
-    ``train.nproc`` is left out too: the batches are the same for any number of processes,
-    so a run can resume on more or fewer of them.
-    """
-    train = dataclasses.asdict(params.train)
-    train.pop("epochs")
-    train.pop("nproc")
-    source = hashlib.sha256(b"".join(Path(m.__file__).read_bytes() for m in code))
-    key = {"loss": params.loss, "seed": params.seed, "model": dataclasses.asdict(params.model),
-           "train": train, "data": meta, "code": source.hexdigest()}
-    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def rng_state() -> dict[str, Any]:

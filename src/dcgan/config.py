@@ -19,7 +19,8 @@ import yaml
 from dcgan.data.sources import parse_dataset
 from dcgan.errors import UserError
 
-# Kept here (not imported from dcgan.losses/models) so validating params needs no torch.
+# Kept here (not imported from dcgan.losses/models) so validating params needs no torch, and the
+# data stages do not depend on the loss code. Loss-specific defaults live in dcgan.losses.
 LOSS_NAMES = ("bce", "mse", "hinge", "wgan-gp")
 ACTIVATIONS = ("relu", "leaky_relu")
 D_NORMS = ("batch", "layer", "none")
@@ -70,7 +71,7 @@ class ModelParams:
     ndf: int = _rule(minimum=1)  # D width: its first layer; doubles per block downward
     g_activation: str = _rule(choices=ACTIVATIONS)
     d_activation: str = _rule(choices=ACTIVATIONS)
-    d_norm: str = _rule(choices=("auto", *D_NORMS))  # auto: layer for wgan-gp, else batch
+    d_norm: str = _rule(choices=("auto", *D_NORMS))  # auto: the loss's own choice
     extra_layers: int = _rule(minimum=0)  # extra 3x3 conv blocks at the last resolution
 
 
@@ -84,7 +85,7 @@ class TrainParams:
     lr_d: float = _rule(minimum=0.0)
     beta1: float = _rule(minimum=0.0)
     beta2: float = _rule(minimum=0.0)
-    d_steps: Optional[int] = _rule(minimum=1)  # D steps per G step; null: 5 for wgan-gp, else 1
+    d_steps: Optional[int] = _rule(minimum=1)  # D steps per G step; null: the loss's own
     gp_weight: float = _rule(minimum=0.0)  # WGAN-GP's lambda
     d_batches: str = _rule(choices=("joint", "separate"))  # separate: fake then real D updates
     device: str = _rule(check=check_device)  # auto | cpu | cuda | cuda:N
@@ -136,25 +137,6 @@ class Params:
     train: TrainParams = _rule()
     classifier: ClassifierParams = _rule()
     evaluate: EvaluateParams = _rule()
-
-    def __post_init__(self) -> None:
-        if self.loss == "wgan-gp" and self.train.d_batches == "separate":
-            raise ConfigError("train.d_batches: 'separate' cannot be used with loss wgan-gp "
-                              "(its gradient penalty needs real and fake together); use 'joint'")
-
-    @property
-    def d_norm(self) -> str:
-        """D's normalisation: batch norm breaks WGAN-GP's per-sample penalty, so layer norm there."""
-        if self.model.d_norm != "auto":
-            return self.model.d_norm
-        return "layer" if self.loss == "wgan-gp" else "batch"
-
-    @property
-    def d_steps(self) -> int:
-        """D (critic) steps per G step: WGAN-GP's 5 by default, else 1."""
-        if self.train.d_steps is not None:
-            return self.train.d_steps
-        return 5 if self.loss == "wgan-gp" else 1
 
 
 _TYPE_WORDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}

@@ -12,11 +12,16 @@ mse          ((r - 1)**2).mean() + (f**2).mean()         ((f - 1)**2).mean()
 hinge        relu(1 - r).mean() + relu(1 + f).mean()     -f.mean()
 wgan-gp      f.mean() - r.mean()  (+ lambda * GP)        -f.mean()
 ===========  ==========================================  =======================
+
+``get(name)`` resolves a name once into a :class:`Loss` that also carries the loss's own
+training defaults (critic steps, D normalisation, gradient penalty): nothing else in the
+package compares loss names.
 """
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -117,105 +122,113 @@ def _mean_score(logits: Tensor) -> Tensor:
     return logits.mean()
 
 
-class _Loss(NamedTuple):
-    """One registry entry: D's real and fake terms, G's loss and the reported "D(x)" score."""
+@dataclass(frozen=True)
+class Loss:
+    """One GAN loss, resolved once from its name: its formulas and its training defaults.
 
+    Attributes:
+        name: The params.yaml name.
+        d_real: D's term on real logits (the part of the D loss a real batch alone gives).
+        d_fake: D's term on fake logits.
+        g_term: G's loss on D's logits for generated images.
+        score: What to report as "D(x)" / "D(G(z))": a probability for bce, else the mean logit.
+        critic_steps: D steps per G step when ``train.d_steps`` is null (WGAN-GP's paper uses 5).
+        d_norm: D's normalisation when ``model.d_norm`` is auto.
+        gradient_penalty: Whether D's loss adds ``gp_weight * gradient_penalty`` (which needs
+            real and fake in one update, and a D that treats samples independently).
+    """
+
+    name: str
     d_real: Callable[[Tensor], Tensor]
     d_fake: Callable[[Tensor], Tensor]
-    g: Callable[[Tensor], Tensor]
+    g_term: Callable[[Tensor], Tensor]
     score: Callable[[Tensor], Tensor]
+    critic_steps: int = 1
+    d_norm: str = "batch"
+    gradient_penalty: bool = False
+
+    def steps_per_g(self, configured: int | None) -> int:
+        """D steps per G step: ``train.d_steps``, or this loss's own when it is null."""
+        return self.critic_steps if configured is None else configured
+
+    def norm_for(self, configured: str) -> str:
+        """D's normalisation: ``model.d_norm``, or this loss's own when it is auto."""
+        return self.d_norm if configured == "auto" else configured
+
+    def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        """D's loss on both batches (without the gradient penalty); at least fp32."""
+        return self.d_real(_upcast(real_logits)) + self.d_fake(_upcast(fake_logits))
+
+    def d_loss_real(self, real_logits: Tensor) -> Tensor:
+        """The real-only term of :meth:`d_loss`, for a D update on a real batch alone."""
+        return self.d_real(_upcast(real_logits))
+
+    def d_loss_fake(self, fake_logits: Tensor) -> Tensor:
+        """The fake-only term of :meth:`d_loss`, for a D update on a fake batch alone."""
+        return self.d_fake(_upcast(fake_logits))
+
+    def g_loss(self, fake_logits: Tensor) -> Tensor:
+        """G's loss (``fake_logits`` not detached: G needs the gradients); at least fp32."""
+        return self.g_term(_upcast(fake_logits))
+
+    def d_output_score(self, logits: Tensor) -> Tensor:
+        """The reported "D(x)" of a batch of logits: detached (it is for logging), fp32."""
+        return self.score(_upcast(logits.detach()))
 
 
-_REGISTRY: dict[str, _Loss] = {
-    "bce": _Loss(_bce_real, _bce_fake, _bce_g, _probability_score),
-    "mse": _Loss(_mse_real, _mse_fake, _mse_g, _mean_score),
-    "hinge": _Loss(_hinge_real, _hinge_fake, _critic_g, _mean_score),
-    "wgan-gp": _Loss(_wgan_real, _wgan_fake, _critic_g, _mean_score),
-}
+_REGISTRY: dict[str, Loss] = {loss.name: loss for loss in (
+    Loss("bce", _bce_real, _bce_fake, _bce_g, _probability_score),
+    Loss("mse", _mse_real, _mse_fake, _mse_g, _mean_score),
+    Loss("hinge", _hinge_real, _hinge_fake, _critic_g, _mean_score),
+    # Batch norm would couple the samples that the per-sample penalty needs independent.
+    Loss("wgan-gp", _wgan_real, _wgan_fake, _critic_g, _mean_score,
+         critic_steps=5, d_norm="layer", gradient_penalty=True),
+)}
 
 LOSSES = tuple(_REGISTRY)
 
 
-def check_loss(name: str) -> None:
-    """Validate a loss name.
-
-    Args:
-        name: Loss name.
+def get(name: str) -> Loss:
+    """The loss called ``name``.
 
     Raises:
         ValueError: ``unknown loss 'x'; allowed: bce, mse, hinge, wgan-gp``.
     """
     if name not in _REGISTRY:
         raise ValueError(f"unknown loss {name!r}; allowed: {', '.join(LOSSES)}")
+    return _REGISTRY[name]
 
+
+def check_loss(name: str) -> None:
+    """Validate a loss name (raises :func:`get`'s ValueError)."""
+    get(name)
+
+
+# Name-based shorthands of the Loss methods (the formulas' tests and notebooks use them).
 
 def d_loss(name: str, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
-    """Discriminator (critic) loss; see the module table for the formulas.
-
-    Args:
-        name: One of :data:`LOSSES`.
-        real_logits: D's raw logits on real images, any shape.
-        fake_logits: D's raw logits on generated images, any shape.
-
-    Returns:
-        A scalar (at least fp32) tensor. For ``"wgan-gp"`` the gradient penalty is NOT
-        included.
-
-    Raises:
-        ValueError: For an unknown loss name.
-    """
-    check_loss(name)
-    entry = _REGISTRY[name]
-    return entry.d_real(_upcast(real_logits)) + entry.d_fake(_upcast(fake_logits))
+    """:meth:`Loss.d_loss` of the loss called ``name`` (no gradient penalty)."""
+    return get(name).d_loss(real_logits, fake_logits)
 
 
 def d_loss_real(name: str, real_logits: Tensor) -> Tensor:
-    """The real-only term of :func:`d_loss`, for a D update on a real batch alone."""
-    check_loss(name)
-    return _REGISTRY[name].d_real(_upcast(real_logits))
+    """:meth:`Loss.d_loss_real` of the loss called ``name``."""
+    return get(name).d_loss_real(real_logits)
 
 
 def d_loss_fake(name: str, fake_logits: Tensor) -> Tensor:
-    """The fake-only term of :func:`d_loss`, for a D update on a fake batch alone."""
-    check_loss(name)
-    return _REGISTRY[name].d_fake(_upcast(fake_logits))
+    """:meth:`Loss.d_loss_fake` of the loss called ``name``."""
+    return get(name).d_loss_fake(fake_logits)
 
 
 def g_loss(name: str, fake_logits: Tensor) -> Tensor:
-    """Generator loss; see the module table for the formulas.
-
-    Args:
-        name: One of :data:`LOSSES`.
-        fake_logits: D's raw logits on generated images (not detached: G needs the grads).
-
-    Returns:
-        A scalar (at least fp32) tensor.
-
-    Raises:
-        ValueError: For an unknown loss name.
-    """
-    check_loss(name)
-    return _REGISTRY[name].g(_upcast(fake_logits))
+    """:meth:`Loss.g_loss` of the loss called ``name``."""
+    return get(name).g_loss(fake_logits)
 
 
 def d_output_score(name: str, logits: Tensor) -> Tensor:
-    """What to report as "D(x)" / "D(G(z))" for a batch of logits.
-
-    ``sigmoid(logits).mean()`` for ``"bce"`` (a probability, as the DCGAN write-ups log
-    it); ``logits.mean()`` for the others, whose D outputs are unbounded scores.
-
-    Args:
-        name: One of :data:`LOSSES`.
-        logits: D's raw logits.
-
-    Returns:
-        A detached scalar (at least fp32) tensor: it is for logging, so it holds no graph.
-
-    Raises:
-        ValueError: For an unknown loss name.
-    """
-    check_loss(name)
-    return _REGISTRY[name].score(_upcast(logits.detach()))
+    """:meth:`Loss.d_output_score` of the loss called ``name``."""
+    return get(name).d_output_score(logits)
 
 
 def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor,

@@ -1,4 +1,4 @@
-"""MLflow tracking for the stages (the library's model, training and metric code never imports it).
+"""MLflow runs for the stages (the library's model, training and metric code never imports it).
 
 The default store is an absolute sqlite file at the repo root, so runs from ``dvc repro``,
 ``dvc exp run`` and queued experiments (which run in temp copies of the repo) land in one
@@ -104,12 +104,13 @@ class MlflowLogger:
         except mlflow.exceptions.MlflowException:  # created meanwhile by another process
             return mlflow.get_experiment_by_name(name).experiment_id
 
-    def log_epoch(self, epoch: int, metrics: dict[str, float], grid: Path) -> None:
+    def log_epoch(self, epoch: int, metrics: dict[str, float], grid: Path | None) -> None:
         """Per-epoch means as metrics at ``step=epoch``, and the fixed-noise grid as an image."""
         if self.mlflow is None:  # never started: start() recorded that
             return
         self._guard("epoch metrics", lambda: self.mlflow.log_metrics(metrics, step=epoch))
-        self._guard("epoch grids", lambda: self._log_grid(grid, epoch))
+        if grid is not None:
+            self._guard("epoch grids", lambda: self._log_grid(grid, epoch))
 
     def _log_grid(self, grid: Path, epoch: int) -> None:
         from PIL import Image

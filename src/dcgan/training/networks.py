@@ -1,0 +1,72 @@
+"""The G/D pair of one run: plain modules, their optimisers, and the views the steps call.
+
+The plain modules are what checkpoints hold and samplers use. The steps call views of them:
+DDP-wrapped when several processes train, ``torch.compile``d when asked. Each view is named
+for the one job it does, since the jobs need different wrappers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from dcgan import distributed, losses
+from dcgan.config import Params
+from dcgan.distributed import World
+from dcgan.models import Discriminator, Generator
+
+
+@dataclass
+class Networks:
+    """G and D with their Adam optimisers and call views.
+
+    Attributes:
+        G, D: The plain modules (checkpoints, grids, evaluation).
+        opt_g, opt_d: Their optimisers.
+        g_train: G as training calls it (DDP, compiled when asked).
+        d_train: D as D's own step calls it (DDP, compiled when asked).
+        d_for_g: D inside G's step: never DDP, which would wait for D gradients that G's
+            step does not produce.
+        d_penalty: D inside the gradient penalty: DDP but never compiled, because compiled
+            graphs have no double backward.
+        g_kwargs, d_kwargs: The constructor arguments that rebuild G and D from a file.
+    """
+
+    G: nn.Module
+    D: nn.Module
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    g_train: nn.Module
+    d_train: nn.Module
+    d_for_g: nn.Module
+    d_penalty: nn.Module
+    g_kwargs: dict[str, Any]
+    d_kwargs: dict[str, Any]
+
+
+def build(params: Params, shape: list[int], device: torch.device, world: World,
+          layout: torch.memory_format) -> Networks:
+    """G and D for images of ``shape`` (C, H, W), initialised from ``params.seed``."""
+    p, m, t = params, params.model, params.train
+    torch.manual_seed(p.seed)  # weight init draws from the global RNG
+    g_kwargs = dict(nz=m.nz, ngf=m.ngf, nc=shape[0], image_size=shape[1],
+                    activation=m.g_activation, extra_layers=m.extra_layers)
+    d_kwargs = dict(nc=shape[0], ndf=m.ndf, image_size=shape[1],
+                    activation=m.d_activation, norm=losses.get(p.loss).norm_for(m.d_norm),
+                    extra_layers=m.extra_layers)
+    G = Generator(**g_kwargs).to(device, memory_format=layout)
+    D = Discriminator(**d_kwargs).to(device, memory_format=layout)
+    if t.sync_bn and world.size > 1:
+        G, D = (distributed.sync_batch_norm(n, device) for n in (G, D))
+    g_train, d_train = (distributed.wrap(n, world, device) for n in (G, D))
+    d_penalty, d_for_g = d_train, D
+    if t.compile is not None:
+        mode = None if t.compile == "default" else t.compile
+        g_train, d_train, d_for_g = (torch.compile(n, mode=mode) for n in (g_train, d_train, D))
+    fused = device.type == "cuda"  # one kernel per step instead of one per tensor
+    opt_g = torch.optim.Adam(G.parameters(), t.lr_g, (t.beta1, t.beta2), fused=fused)
+    opt_d = torch.optim.Adam(D.parameters(), t.lr_d, (t.beta1, t.beta2), fused=fused)
+    return Networks(G, D, opt_g, opt_d, g_train, d_train, d_for_g, d_penalty, g_kwargs, d_kwargs)

@@ -1,0 +1,74 @@
+"""One D update and one G update, under bf16 autocast on CUDA; the loss decides the maths."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from dcgan.losses import Loss, gradient_penalty
+from dcgan.training.networks import Networks
+
+
+class GanSteps:
+    """The two updates of a GAN iteration for one :class:`Networks` pair and one loss.
+
+    Args:
+        nets: The G/D pair and its optimisers.
+        loss: The resolved loss (``losses.get``).
+        amp: Run the forward passes under bf16 autocast (CUDA only).
+        separate: One D update on a fake batch, then one on a real batch (the Keras write-up)
+            instead of one update on both.
+        gp_weight: The gradient penalty's lambda, used when the loss has one.
+        penalty_weights: Draws this process's interpolation weights of the penalty.
+    """
+
+    def __init__(self, nets: Networks, loss: Loss, *, amp: bool, separate: bool,
+                 gp_weight: float, penalty_weights: Callable[[], Tensor]):
+        self.nets, self.loss, self.amp = nets, loss, amp
+        self.separate, self.gp_weight, self.penalty_weights = separate, gp_weight, penalty_weights
+        self.device_type = next(nets.G.parameters()).device.type
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """bf16 autocast when ``amp``, else a no-op context."""
+        return torch.autocast(self.device_type, dtype=torch.bfloat16, enabled=self.amp)
+
+    def _update_d(self, loss: Tensor) -> None:
+        self.nets.opt_d.zero_grad(set_to_none=True)
+        loss.backward()
+        self.nets.opt_d.step()
+
+    def d_step(self, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """One D update (two when ``separate``); returns the loss, D(x) and D(G(z))."""
+        fake, d, loss_fn = fake.detach(), self.nets.d_train, self.loss
+        if self.separate:
+            with self.autocast():
+                f = d(fake)
+            self._update_d(loss_f := loss_fn.d_loss_fake(f))
+            with self.autocast():
+                r = d(real)
+            self._update_d(loss_r := loss_fn.d_loss_real(r))
+            loss = loss_f + loss_r
+        else:
+            with self.autocast():
+                r, f = d(real), d(fake)
+            loss = loss_fn.d_loss(r, f)
+            if loss_fn.gradient_penalty:  # fp32: the penalty differentiates through D twice
+                loss = loss + self.gp_weight * gradient_penalty(
+                    self.nets.d_penalty, real, fake, eps=self.penalty_weights())
+            self._update_d(loss)
+        return loss.detach(), loss_fn.d_output_score(r), loss_fn.d_output_score(f)
+
+    def g_step(self, fake: Tensor) -> Tensor:
+        """One G update through D (whose weights get no gradients); returns G's loss."""
+        D = self.nets.D
+        D.requires_grad_(False)
+        with self.autocast():
+            loss = self.loss.g_loss(self.nets.d_for_g(fake))
+        self.nets.opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        self.nets.opt_g.step()
+        D.requires_grad_(True)
+        return loss.detach()
