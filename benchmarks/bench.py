@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import sys
 import tempfile
 import time
@@ -27,6 +26,7 @@ sys.path.insert(0, str(REPO / "src"))
 from dcgan import atomic, metrics  # noqa: E402
 from dcgan.classifier import DomainClassifier, outputs  # noqa: E402
 from dcgan.config import load_params, parse_overrides  # noqa: E402
+from dcgan.device import resolve_device  # noqa: E402
 from dcgan.evaluate import sample  # noqa: E402
 from dcgan.models import Discriminator, Generator  # noqa: E402
 from dcgan.training import Trainer  # noqa: E402
@@ -127,7 +127,7 @@ def _table(rows: list[dict]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
     parser.add_argument("--scale", type=float, default=None,
                         help="fraction of the full sizes (default: 1 on CUDA, 0.02 on CPU)")
     parser.add_argument("--batch", type=int, default=128)
@@ -137,7 +137,7 @@ def main() -> None:
                         help="a params override for our path, e.g. train.compile=default (YAML value)")
     args = parser.parse_args()
     overrides = parse_overrides(args.set)
-    device = torch.device(args.device)
+    device = resolve_device(args.device)
     scale = args.scale or (1.0 if device.type == "cuda" else 0.02)
     rows = []
     for name, (n_full, nc, size) in FULL.items():

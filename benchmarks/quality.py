@@ -31,6 +31,7 @@ from dcgan.data.download import download  # noqa: E402
 from dcgan.data.prepare import preprocess  # noqa: E402
 from dcgan.data.prepared import hold_out, load_split  # noqa: E402
 from dcgan.data.sources import parse_dataset  # noqa: E402
+from dcgan.device import resolve_device  # noqa: E402
 from dcgan.evaluate import fd_scorer  # noqa: E402
 from dcgan.training import Trainer  # noqa: E402
 
@@ -40,13 +41,15 @@ REFERENCE = {"train.precision": "fp32", "train.channels_last": False, "train.com
 def _prepare(source: Path, tmp: Path, params: Params, seed: int):
     """Prepared data, a held-out 10% (by seed) and a domain classifier trained on the rest."""
     download(parse_dataset(f"idx:{source}"), tmp / "raw")
-    preprocess(tmp / "raw", tmp / "prepared", params.preprocess, seed)
+    p = params.preprocess
+    preprocess(tmp / "raw", tmp / "prepared", seed, image_size=p.image_size, channels=p.channels,
+               max_images=p.max_images)
     (images, labels), (held, _) = hold_out(*load_split(tmp / "prepared", "train"), seed)
     c = params.classifier
     epochs = epochs_for(len(images), c.epochs, c.min_steps, c.batch_size)
     torch.manual_seed(seed)
     model = DomainClassifier(nc=images.shape[1], num_classes=int(labels.max()) + 1, width=c.width)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device("auto")
     model = fit(model, images, labels, epochs=epochs, batch_size=c.batch_size, lr=c.lr,
                 seed=seed, device=device)
     return tmp / "prepared", held, model.to(device), device

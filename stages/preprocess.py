@@ -16,7 +16,9 @@ def main() -> None:
     parser.add_argument("--out", default="data/prepared")
     args = parser.parse_args()
     params = load_params(args.params)
-    meta = preprocess(args.raw, args.out, params.preprocess, params.seed)
+    p = params.preprocess
+    meta = preprocess(args.raw, args.out, params.seed, image_size=p.image_size,
+                      channels=p.channels, max_images=p.max_images)
     counts = ", ".join(f"{s} {v['count']}" for s, v in meta["splits"].items())
     print(f"preprocess: {meta['dataset']} {meta['image_shape']} ({counts}) -> {args.out}")
 

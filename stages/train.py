@@ -17,6 +17,7 @@ from dcgan.batches import plan_batches
 from dcgan.classifier import DomainClassifier
 from dcgan.config import Params, load_params
 from dcgan.data.prepared import load_meta, load_split
+from dcgan.device import resolve_device
 from dcgan.errors import UserError, run_stage
 from dcgan.evaluate import fd_scorer, take
 from dcgan.tracking import MlflowLogger
@@ -32,7 +33,7 @@ def best_generator(params: Params, classifier: Path, data: str) -> list[Hook]:
     if not classifier.is_file():
         raise UserError(f"{classifier} not found: run `dvc repro classifier`, or set "
                         "train.eval_every: 0 to train without periodic evaluation")
-    device = distributed.device_for(t.device, distributed.World())
+    device = resolve_device(t.device)
     model = checkpoint.load_model(classifier, DomainClassifier).to(device)
     reference = take(load_split(data, "train")[0], t.eval_samples, params.seed)
     scorer = fd_scorer(model, reference, params.model.nz, device, params.seed + 1)
@@ -53,11 +54,11 @@ def resume_hint(params: Params, args: argparse.Namespace) -> str:
 def launch(params: Params, args: argparse.Namespace) -> None:
     """Start ``train.nproc`` copies of this script under torchrun's launcher, and wait."""
     t = params.train
-    device = distributed.device_for(t.device, distributed.World())
+    device = resolve_device(t.device)
     if device.type == "cuda" and t.nproc > torch.cuda.device_count():
         raise UserError(f"train.nproc {t.nproc} but {torch.cuda.device_count()} GPU(s) visible; "
                         "lower train.nproc")
-    distributed.device_for(t.device, distributed.World(0, t.nproc))  # a pinned GPU fails here
+    resolve_device(t.device, distributed.World(0, t.nproc))  # a pinned GPU fails here
     if t.sync_bn and device.type != "cuda":
         raise UserError(distributed.SYNC_BN_ON_CPU)
     plan_batches(params, load_meta(args.data)["splits"]["train"]["count"], t.nproc)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import struct
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -82,14 +83,21 @@ def write_params(folder: Path, overrides: dict) -> Path:
     return folder / "params.yaml"
 
 
+def stage_cmd(folder: Path, params: Path, prepared: Path) -> list[str]:
+    """The train stage's command line on ``prepared`` with the params file ``params``, writing
+    checkpoints, outputs and metrics under ``folder`` (``work/``, ``out/``, ``train.json``)."""
+    return [sys.executable, str(REPO / "stages/train.py"), "--params", str(params),
+            "--data", str(prepared), "--workdir", str(folder / "work"),
+            "--out", str(folder / "out"), "--metrics", str(folder / "train.json")]
+
+
 def make_prepared(folder: Path, n: int = 64, seed: int = 0) -> Path:
     """A prepared data set (the preprocess stage's output) of ``n`` random 28x28 digits."""
-    from dcgan.config import PreprocessParams
     from dcgan.data.download import download
     from dcgan.data.prepare import preprocess
     from dcgan.data.sources import parse_dataset
 
     src = make_idx_dir(folder / "idx", n=n, seed=seed)
     download(parse_dataset(f"idx:{src}"), folder / "raw")
-    preprocess(folder / "raw", folder / "prepared", PreprocessParams(None, None, None), seed)
+    preprocess(folder / "raw", folder / "prepared", seed)
     return folder / "prepared"

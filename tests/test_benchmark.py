@@ -6,9 +6,12 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO
 
 
+@pytest.mark.slow
 def test_benchmark_smoke_run_writes_its_table_and_json(tmp_path):
     proc = subprocess.run([sys.executable, str(REPO / "benchmarks/bench.py"), "--scale", "0.004",
                            "--epochs", "1", "--batch", "64", "--device", "cpu", "--out", str(tmp_path),

@@ -11,6 +11,7 @@ import pytest
 from conftest import REPO
 
 mlflow = pytest.importorskip("mlflow")
+pytestmark = pytest.mark.slow  # every test starts a stage or a server
 
 
 def _run(client, exp_id, loss, seed, fd, dataset="idx:/data"):

@@ -56,6 +56,7 @@ def test_missing_key_and_bad_yaml(tmp_path):
         load_params(tmp_path / "params.yaml")
 
 
+@pytest.mark.slow
 def test_stage_rejects_bad_params_before_work(tmp_path):
     """A stage with a bad value prints one error line, exits non-zero and writes nothing."""
     data = yaml.safe_load(PARAMS.read_text())

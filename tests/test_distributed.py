@@ -9,7 +9,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from dcgan.config import load_params
 from dcgan.distributed import World
 from dcgan.batches import shard_order
 from dcgan.training import Trainer
-from conftest import REPO, TINY, make_prepared, write_params
+from conftest import REPO, TINY, make_prepared, stage_cmd, write_params
 
 TWO = {**TINY, "train.nproc": 2, "train.batch_size": 32}
 
@@ -31,9 +30,7 @@ def _command(folder: Path, prepared: Path, overrides: dict) -> tuple[list[str], 
     in ``folder``: its command line and environment."""
     params = write_params(folder, overrides)
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{folder}/mlflow.db"}
-    return [sys.executable, str(REPO / "stages/train.py"), "--params", str(params), "--data",
-            str(prepared), "--workdir", str(folder / "work"), "--out", str(folder / "out"),
-            "--metrics", str(folder / "train.json")], env
+    return stage_cmd(folder, params, prepared), env
 
 
 def _train(folder: Path, prepared: Path, overrides: dict) -> subprocess.CompletedProcess:
@@ -73,6 +70,7 @@ def test_global_batches_do_not_depend_on_the_number_of_processes():
         assert torch.equal(torch.cat(parts, dim=1).flatten(), perm[:48])
 
 
+@pytest.mark.slow
 def test_two_processes_write_one_run_that_matches_one_process(two_proc, prepared, tmp_path):
     assert len(list((two_proc / "work").iterdir())) == 1  # one checkpoint folder
     state = checkpoint.load(next((two_proc / "work").iterdir()) / "last.pt")
@@ -109,6 +107,7 @@ def _rank_pid(marker: str, rank: int) -> int | None:
     return None
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds processes in /proc")
 def test_killed_process_fails_the_job_keeps_the_checkpoint_and_resumes(tmp_path, prepared,
                                                                        two_proc):
@@ -140,6 +139,7 @@ def test_killed_process_fails_the_job_keeps_the_checkpoint_and_resumes(tmp_path,
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
 
 
+@pytest.mark.slow
 def test_a_run_resumes_on_another_number_of_processes(two_proc, prepared, tmp_path):
     """Two processes trained 2 epochs; one process extends that checkpoint to 3."""
     work = tmp_path / "work"
@@ -151,6 +151,7 @@ def test_a_run_resumes_on_another_number_of_processes(two_proc, prepared, tmp_pa
     assert single.run() is True and single.epoch == 3
 
 
+@pytest.mark.slow
 def test_sync_bn_on_cpu_fails_before_launching(tmp_path, prepared):
     done = _train(tmp_path, prepared, {**TWO, "train.sync_bn": True})
     assert done.returncode == 2
@@ -159,6 +160,7 @@ def test_sync_bn_on_cpu_fails_before_launching(tmp_path, prepared):
         "for CPU training"]
 
 
+@pytest.mark.slow
 def test_batch_that_does_not_split_fails_with_one_line(tmp_path, prepared):
     done = _train(tmp_path, prepared, {**TWO, "train.batch_size": 33})
     assert done.returncode == 2
@@ -166,6 +168,7 @@ def test_batch_that_does_not_split_fails_with_one_line(tmp_path, prepared):
         "error: train.batch_size 33 does not split evenly over 2 processes; use a multiple of 2")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA devices (NCCL)")
 def test_sync_bn_on_two_gpus_matches_one_gpu(tmp_path, prepared):
     """With SyncBatchNorm the only difference left from one GPU is float summation order."""

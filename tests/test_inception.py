@@ -85,6 +85,7 @@ def test_weights_file_name_is_torch_fidelitys():
     assert URL_INCEPTION_V3.endswith("/" + weights_file_name())
 
 
+@pytest.mark.slow
 def test_import_does_not_load_torch_fidelity():
     code = "import sys, dcgan.inception; print('torch_fidelity' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

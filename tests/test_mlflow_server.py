@@ -12,9 +12,10 @@ import urllib.request
 
 import pytest
 
-from conftest import REPO, TINY, make_prepared, write_params
+from conftest import TINY, make_prepared, stage_cmd, write_params
 
 pytest.importorskip("mlflow")
+pytestmark = pytest.mark.slow  # every test starts a stage or a server
 
 
 def _free_port() -> int:
@@ -52,10 +53,7 @@ def server(tmp_path):
 def test_training_logs_to_a_tracking_server(tmp_path, server):
     prepared = make_prepared(tmp_path / "data", n=32)
     params = write_params(tmp_path / "run", TINY)
-    cmd = [sys.executable, str(REPO / "stages/train.py"), "--params", str(params), "--data",
-           str(prepared), "--workdir", str(tmp_path / "work"), "--out", str(tmp_path / "out"),
-           "--metrics", str(tmp_path / "train.json")]
-    proc = subprocess.run(cmd, env=dict(os.environ, MLFLOW_TRACKING_URI=server),
+    proc = subprocess.run(stage_cmd(tmp_path, params, prepared), env=dict(os.environ, MLFLOW_TRACKING_URI=server),
                           capture_output=True, text=True, cwd=tmp_path / "run")
     assert proc.returncode == 0 and "warning" not in proc.stderr, proc.stderr
 

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 
-from dcgan.config import PreprocessParams
 from dcgan.data.download import download
 from dcgan.data.prepare import preprocess, scale
 from dcgan.data.prepared import load_meta, load_split
@@ -14,12 +13,10 @@ from dcgan.data.sources import parse_dataset
 from dcgan.errors import UserError
 from conftest import make_idx_dir, make_image_folder, write_idx
 
-AUTO = PreprocessParams(image_size=None, channels=None, max_images=None)
 
-
-def _prepare(tmp_path, spec, params=AUTO, seed=0):
+def _prepare(tmp_path, spec, seed=0, **options):
     download(parse_dataset(spec), tmp_path / "raw")
-    preprocess(tmp_path / "raw", tmp_path / "prepared", params, seed)
+    preprocess(tmp_path / "raw", tmp_path / "prepared", seed, **options)
     return tmp_path / "prepared"
 
 
@@ -47,7 +44,7 @@ def test_idx_source_end_to_end(tmp_path):
 
 def test_image_folder_with_splits_and_resize(tmp_path):
     src = make_image_folder(tmp_path / "src", classes=("cat", "dog", "wild"), per_class=2)
-    prepared = _prepare(tmp_path, f"folder:{src}", PreprocessParams(32, None, None))
+    prepared = _prepare(tmp_path, f"folder:{src}", image_size=32)
     x, y = load_split(prepared, "train")
     assert x.shape == (6, 3, 32, 32) and x.min() >= -1 and x.max() <= 1
     assert y.tolist() == [0, 0, 1, 1, 2, 2]
@@ -57,7 +54,7 @@ def test_image_folder_with_splits_and_resize(tmp_path):
 
 def test_flat_folder_is_unlabelled_and_grayscale_option(tmp_path):
     src = make_image_folder(tmp_path / "src", classes=("",), per_class=4, splits=())
-    prepared = _prepare(tmp_path, f"folder:{src}", PreprocessParams(16, 1, None))
+    prepared = _prepare(tmp_path, f"folder:{src}", image_size=16, channels=1)
     x, y = load_split(prepared, "train")
     assert x.shape == (4, 1, 16, 16) and y.tolist() == [-1] * 4
     assert load_meta(prepared)["classes"] == []
@@ -65,8 +62,8 @@ def test_flat_folder_is_unlabelled_and_grayscale_option(tmp_path):
 
 def test_max_images_subset_is_deterministic_by_seed(tmp_path):
     src = make_idx_dir(tmp_path / "src", n=50)
-    params = PreprocessParams(None, None, 20)
-    runs = [_prepare(tmp_path / f"r{i}", f"idx:{src}", params, seed) for i, seed in enumerate((1, 1, 2))]
+    runs = [_prepare(tmp_path / f"r{i}", f"idx:{src}", seed, max_images=20)
+            for i, seed in enumerate((1, 1, 2))]
     a, b, c = (load_split(p)[0] for p in runs)
     assert a.shape[0] == 20 and torch.equal(a, b) and not torch.equal(a, c)
 
@@ -76,7 +73,7 @@ def test_unreadable_image_named_and_no_output(tmp_path):
     (src / "train" / "cat" / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
     download(parse_dataset(f"folder:{src}"), tmp_path / "raw")
     with pytest.raises(UserError, match=r"broken\.jpg: unreadable image"):
-        preprocess(tmp_path / "raw", tmp_path / "prepared", AUTO, 0)
+        preprocess(tmp_path / "raw", tmp_path / "prepared", 0)
     assert not (tmp_path / "prepared").exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp left
 

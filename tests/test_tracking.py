@@ -9,19 +9,17 @@ import sys
 
 import pytest
 
-from conftest import REPO, TINY, make_prepared, write_params
+from conftest import TINY, make_prepared, stage_cmd, write_params
 
 mlflow = pytest.importorskip("mlflow")
+pytestmark = pytest.mark.slow  # every test starts a stage or a server
 
 
 def _run_stage(tmp_path, env_extra):
     prepared = make_prepared(tmp_path / "data", n=32)
     params = write_params(tmp_path, TINY)
     env = dict(os.environ, **env_extra)
-    cmd = [sys.executable, str(REPO / "stages/train.py"), "--params", str(params), "--data",
-           str(prepared), "--workdir", str(tmp_path / "work"), "--out", str(tmp_path / "out"),
-           "--metrics", str(tmp_path / "train.json")]
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=tmp_path)
+    return subprocess.run(stage_cmd(tmp_path, params, prepared), env=env, capture_output=True, text=True, cwd=tmp_path)
 
 
 def test_run_logged_with_params_metrics_images_model_and_tags(tmp_path):
@@ -78,11 +76,8 @@ def test_two_runs_starting_together_on_a_new_store_are_both_logged(tmp_path):
     for seed in (0, 1):
         folder = tmp_path / f"run{seed}"
         params = write_params(folder, {**TINY, "seed": seed, "train.epochs": 1})
-        cmd = [sys.executable, str(REPO / "stages/train.py"), "--params", str(params), "--data",
-               str(prepared), "--workdir", str(folder / "work"), "--out", str(folder / "out"),
-               "--metrics", str(folder / "train.json")]
         env = dict(os.environ, MLFLOW_TRACKING_URI=uri, OMP_NUM_THREADS="1")
-        procs.append(subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True))
+        procs.append(subprocess.Popen(stage_cmd(folder, params, prepared), env=env, stderr=subprocess.PIPE, text=True))
     for proc in procs:
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == 0 and "warning" not in err, err

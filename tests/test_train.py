@@ -6,9 +6,7 @@ import csv
 import os
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
@@ -17,7 +15,7 @@ from dcgan import checkpoint
 from dcgan.config import load_params
 from dcgan.models import Generator
 from dcgan.training import Trainer, TrainingDiverged
-from conftest import REPO, TINY, make_prepared, write_params
+from conftest import REPO, TINY, make_prepared, stage_cmd, write_params
 
 
 @pytest.fixture(scope="module")
@@ -83,20 +81,15 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, prepared
     assert not (tmp_path / "out").exists()
 
 
-def _stage(folder: Path, params: Path, prepared: Path) -> list[str]:
-    return [sys.executable, str(REPO / "stages/train.py"), "--params", str(params),
-            "--data", str(prepared), "--workdir", str(folder / "work"),
-            "--out", str(folder / "out"), "--metrics", str(folder / "train.json")]
-
-
+@pytest.mark.slow
 def test_sigkill_mid_run_then_resume_is_bit_identical(tmp_path):
     prepared = make_prepared(tmp_path / "data", n=512)
     params = write_params(tmp_path, {**TINY, "model.ngf": 16, "model.ndf": 16, "train.epochs": 3})
     env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}")
-    subprocess.run(_stage(tmp_path / "a", params, prepared), env=env, check=True,
+    subprocess.run(stage_cmd(tmp_path / "a", params, prepared), env=env, check=True,
                    capture_output=True)
 
-    proc = subprocess.Popen(_stage(tmp_path / "b", params, prepared), env=env,
+    proc = subprocess.Popen(stage_cmd(tmp_path / "b", params, prepared), env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
     while not list((tmp_path / "b/work").glob("*/last.pt")) and time.monotonic() < deadline:
@@ -106,7 +99,7 @@ def test_sigkill_mid_run_then_resume_is_bit_identical(tmp_path):
     proc.wait()
     assert not (tmp_path / "b/out").exists()
 
-    resumed = subprocess.run(_stage(tmp_path / "b", params, prepared), env=env, check=True,
+    resumed = subprocess.run(stage_cmd(tmp_path / "b", params, prepared), env=env, check=True,
                              capture_output=True, text=True)
     assert "resuming" in resumed.stdout and "after epoch 3" not in resumed.stdout
     for name in ("generator.pt", "discriminator.pt"):
@@ -116,6 +109,7 @@ def test_sigkill_mid_run_then_resume_is_bit_identical(tmp_path):
     assert csvs[0] == csvs[1]
 
 
+@pytest.mark.slow  # inductor runs the C++ compiler in subprocesses
 def test_compiled_training_follows_eager(tmp_path, prepared):
     """torch.compile (inductor on CPU) trains the same model: WGAN-GP covers the compiled
     critic, the eager critic of the penalty (no double backward when compiled) and G's step."""

@@ -19,7 +19,6 @@ from typing import Any, Callable, Sequence
 import torch
 import torch.distributed as dist
 
-from dcgan.device import resolve_device
 from dcgan.errors import UserError
 
 
@@ -48,20 +47,6 @@ def world_from_env() -> World:
         return World()
     return World(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]),
                  int(os.environ.get("LOCAL_RANK", "0")))
-
-
-def device_for(name: str, world: World) -> torch.device:
-    """The device of ``train.device`` for this process: one GPU per process under torchrun."""
-    device = resolve_device(name)
-    if world.size == 1 or device.type != "cuda":
-        return device
-    if device.index is not None:
-        raise UserError(f"train.device: {name} pins one GPU, but {world.size} processes need one "
-                        "each; use auto or cuda (process i uses GPU LOCAL_RANK)")
-    if world.local_rank >= torch.cuda.device_count():
-        raise UserError(f"process {world.rank} wants GPU {world.local_rank} but only "
-                        f"{torch.cuda.device_count()} are visible; lower train.nproc")
-    return torch.device("cuda", world.local_rank)
 
 
 def init(world: World, device: torch.device) -> None:

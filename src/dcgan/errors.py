@@ -14,6 +14,16 @@ class UserError(Exception):
     """
 
 
+def one_line(err: BaseException, limit: int = 160) -> str:
+    """``Type: message`` on one line, at most ``limit`` characters.
+
+    For errors quoted inside our own messages: a store error can be pages long and a
+    state-dict mismatch lists hundreds of keys, but the message around it must stay one line.
+    """
+    text = " ".join(f"{type(err).__name__}: {err}".split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 def run_stage(main: Callable[[], None]) -> None:
     """Run a stage's ``main()``, turning a UserError into one line on stderr and exit code 2.
 

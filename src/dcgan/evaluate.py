@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from dcgan import metrics
 from dcgan.classifier import DomainClassifier, outputs
+from dcgan.data.prepared import permutation
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ def take(images: torch.Tensor, n: int, seed: int) -> torch.Tensor:
     Shuffled on purpose: data sets are often stored sorted by class, and the Inception-style
     score's splits are contiguous chunks, so a sorted set would score ~1 for every chunk.
     """
-    keep = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:n]
+    keep = permutation(len(images), seed)[:n]
     return images[keep]
 
 
@@ -92,7 +93,7 @@ def real_sets(train: torch.Tensor, heldout: torch.Tensor | None, n: int,
     if heldout is not None:
         reference = take(heldout, n, seed)
         return reference, take(train, len(reference), seed + 1), "held-out split vs train"
-    perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))
+    perm = permutation(len(train), seed)
     half = min(n, len(train) // 2)
     return (train[perm[:half]], train[perm[half:2 * half]],
             "half of train vs the other half (the data has no held-out split)")

@@ -20,11 +20,10 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from dcgan.errors import UserError
+from dcgan.errors import UserError, one_line
 
 FEATURE_EXTRACTOR = "inception-v3-compat"
 _DISABLE = "or set evaluate.inception: false"
-_MAX_REASON = 160
 
 # Everything that loading (or first downloading) the weights raises, and nothing else is in that scope:
 # OSError covers a missing file, a directory, permissions and every offline download failure (URLError
@@ -94,15 +93,9 @@ class _UInt8Images(Dataset):
         return self.images[index]
 
 
-def _one_line(err: BaseException) -> str:
-    """``Type: message`` on one line and short (a state-dict mismatch lists hundreds of keys)."""
-    text = " ".join(f"{type(err).__name__}: {err}".split())
-    return text if len(text) <= _MAX_REASON else text[: _MAX_REASON - 3] + "..."
-
-
 def _unavailable(weights_path: str | None, err: BaseException) -> InceptionUnavailable:
     """The one-line error for weights that could not be loaded, naming the path or cache and the fix."""
-    name, reason = weights_file_name(), _one_line(err)
+    name, reason = weights_file_name(), one_line(err)
     if weights_path is not None:
         return InceptionUnavailable(
             f"InceptionV3 weights {weights_path} could not be loaded ({reason}): set "

@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 
 from dcgan import atomic
-from dcgan.config import PreprocessParams
 from dcgan.data import folder, idx
+from dcgan.data.prepared import permutation
 from dcgan.data.sources import TORCHVISION, torchvision_dataset
 from dcgan.errors import UserError
 
@@ -67,26 +67,35 @@ def _subset(images: torch.Tensor, labels: torch.Tensor, k: int | None, seed: int
     """A seeded subset of ``k`` items, kept in source order (all items when k is None)."""
     if k is None or k >= len(images):
         return images, labels
-    gen = torch.Generator().manual_seed(seed)
-    keep = torch.randperm(len(images), generator=gen)[:k].sort().values
+    keep = permutation(len(images), seed)[:k].sort().values
     return images[keep], labels[keep]
 
 
-def preprocess(raw: str | Path, out: str | Path, params: PreprocessParams, seed: int) -> dict:
-    """Turn the download stage's folder ``raw`` into split files in ``out``; return the metadata."""
+def preprocess(raw: str | Path, out: str | Path, seed: int, *, image_size: int | None = None,
+               channels: int | None = None, max_images: int | None = None) -> dict:
+    """Turn the download stage's folder ``raw`` into split files in ``out``; return the metadata.
+
+    Args:
+        raw: The download stage's folder (with ``manifest.json``).
+        out: The folder to write (atomically).
+        seed: Picks the ``max_images`` subset.
+        image_size: Side length; None keeps the format's default (28 for IDX, 64 for folders).
+        channels: 1 or 3; None keeps the format's default (1 for IDX, 3 for folders).
+        max_images: A seeded subset of train of this size; None keeps every image.
+    """
     raw = Path(raw)
     try:
         manifest = json.loads((raw / "manifest.json").read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         raise UserError(f"{raw}/manifest.json missing or broken; run `dvc repro download`") from None
-    size, channels = DEFAULTS[manifest["format"]]
-    size, channels = params.image_size or size, params.channels or channels
+    default_size, default_channels = DEFAULTS[manifest["format"]]
+    size, channels = image_size or default_size, channels or default_channels
     root = raw / manifest["root"]
     if manifest["format"] == "idx":
         splits, classes = _read_idx(root, manifest["dataset"], size, channels)
     else:
         splits, classes = _read_folder(root, size, channels)
-    splits["train"] = _subset(*splits["train"], params.max_images, seed)
+    splits["train"] = _subset(*splits["train"], max_images, seed)
     meta = {"dataset": manifest["dataset"], "source_sha256": manifest["sha256"],
             "classes": classes, "image_shape": [channels, size, size], "splits": {}}
     with atomic.output_dir(out) as tmp:

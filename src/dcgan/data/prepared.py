@@ -28,10 +28,20 @@ def load_meta(prepared: str | Path) -> dict:
     return json.loads((Path(prepared) / "meta.json").read_text())
 
 
+def permutation(n: int, seed: int) -> torch.Tensor:
+    """A random permutation of ``range(n)`` that depends only on ``n`` and ``seed``.
+
+    Every seeded selection of data (the preprocess subset, the hold-out, the evaluation
+    sets) draws from here: a fresh CPU generator, so the draw is the same on any device and
+    no other random call in between can shift it.
+    """
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+
+
 def hold_out(images: torch.Tensor, labels: torch.Tensor, seed: int):
     """For a set with no held-out split: ``(rest, held_out)``, each ``(images, labels)``, with
     a seeded 10% held out."""
-    perm = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))
+    perm = permutation(len(images), seed)
     held, rest = perm[:len(images) // 10], perm[len(images) // 10:]
     return (images[rest], labels[rest]), (images[held], labels[held])
 

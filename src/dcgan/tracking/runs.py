@@ -20,6 +20,7 @@ from filelock import FileLock
 
 from dcgan import atomic
 from dcgan.config import Params, flatten
+from dcgan.errors import one_line
 from dcgan.paths import repo_root
 
 EXPERIMENT = "dcgan"
@@ -152,14 +153,8 @@ class MlflowLogger:
         """One line on what was not logged, or None when everything was."""
         if self.error is None:
             return None
-        return (f"MLflow at {self.uri} failed ({_reason(self.error)}); not logged: {', '.join(self.not_logged)}; "
+        return (f"MLflow at {self.uri} failed ({one_line(self.error)}); not logged: {', '.join(self.not_logged)}; "
                 "the training outputs were still written")
-
-
-def _reason(err: Exception) -> str:
-    """The first line of an error, at most 160 characters (store errors can be pages long)."""
-    line = (str(err).splitlines() or [type(err).__name__])[0]
-    return line if len(line) <= 160 else line[:159] + "…"
 
 
 def _numbers(tree: dict[str, Any], prefix: str = "") -> dict[str, float]:
@@ -184,7 +179,7 @@ def _with_training_run(run_file: Path, what: str, fn: Callable[[Any, str], None]
     try:
         fn(import_mlflow().MlflowClient(saved["uri"]), saved["run_id"])
     except Exception as err:  # any store failure
-        return f"MLflow at {saved['uri']} failed ({_reason(err)}); {what} not logged"
+        return f"MLflow at {saved['uri']} failed ({one_line(err)}); {what} not logged"
     return None
 
 

@@ -22,6 +22,7 @@ from dcgan import distributed, losses
 from dcgan.batches import EpochData, plan_batches
 from dcgan.config import Params
 from dcgan.data.prepared import load_meta, load_split
+from dcgan.device import resolve_device
 from dcgan.distributed import World
 from dcgan.errors import UserError
 from dcgan.history import COLUMNS, History
@@ -44,7 +45,7 @@ class Trainer:
         self.p, self.epochs, self.world = params, t.epochs, world or World()
         # channels_last: the convolution layout oneDNN and cuDNN run fastest (benchmarks/NOTES.md)
         layout = torch.channels_last if t.channels_last else torch.contiguous_format
-        self.device = distributed.device_for(t.device, self.world)
+        self.device = resolve_device(t.device, self.world)
         self.amp = t.precision == "bf16" and self.device.type == "cuda"
         self.meta = load_meta(prepared)
         self.workdir = Path(workdir) / run_id(params, self.meta)
