@@ -23,6 +23,7 @@ from dcgan.evaluate import fd_scorer, take
 from dcgan.tracking import MlflowLogger
 from dcgan.tracking.hook import LogEpochs
 from dcgan.training import BestGenerator, Hook, Trainer, run_id, standard
+from dcgan.training.ema import EmaGenerator
 
 
 def best_generator(params: Params, classifier: Path, data: str) -> list[Hook]:
@@ -67,7 +68,10 @@ def launch(params: Params, args: argparse.Namespace) -> None:
 
 def train(params: Params, args: argparse.Namespace, world: distributed.World) -> None:
     """Train in this process; rank 0 also writes the outputs and the MLflow run."""
-    extra = best_generator(params, Path(args.classifier), args.data) if world.main else []
+    t = params.train
+    extra = [EmaGenerator(t.ema, t.ema_start)] if t.ema is not None and world.main else []
+    if world.main:  # after the EMA: it scores what the run samples from
+        extra += best_generator(params, Path(args.classifier), args.data)
     trainer = Trainer(params, args.data, args.workdir, world)
     if not world.main:
         trainer.run()
@@ -81,7 +85,7 @@ def train(params: Params, args: argparse.Namespace, world: distributed.World) ->
         if run_file.is_file():  # lets `evaluate` log into this training run
             atomic.write_bytes(Path(args.out) / run_file.name, run_file.read_bytes())
         atomic.write_json(args.metrics, metrics)
-        logger.finish(Path(args.out), metrics, trainer.G, params.model.nz)
+        logger.finish(Path(args.out), metrics, trainer.sampler().cpu(), params.model.nz)
     except BaseException:
         logger.end("FAILED")
         raise

@@ -23,7 +23,7 @@ from dcgan.errors import UserError
 # data stages do not depend on the loss code. Loss-specific defaults live in dcgan.losses.
 LOSS_NAMES = ("bce", "mse", "hinge", "wgan-gp")
 ACTIVATIONS = ("relu", "leaky_relu")
-D_NORMS = ("batch", "layer", "none")
+D_NORMS = ("batch", "layer", "none", "spectral")
 
 
 class ConfigError(UserError):
@@ -36,6 +36,12 @@ def check_device(value: str) -> None:
     if value in ("auto", "cpu", "cuda") or (head == "cuda" and index.isdigit()):
         return
     raise ValueError(f"unknown value {value!r}; allowed: auto, cpu, cuda, cuda:N")
+
+
+def check_decay(value: float) -> None:
+    """An average's decay: strictly between 0 and 1."""
+    if not 0.0 < value < 1.0:
+        raise ValueError(f"must be between 0 and 1 (exclusive), e.g. 0.999; got {value!r}")
 
 
 def _rule(*, choices: tuple = (), minimum: float | None = None,
@@ -98,6 +104,9 @@ class TrainParams:
     channels_last: bool = _rule()  # NHWC memory layout for G, D and the batches
     # torch.compile mode; null: eager (not "off": YAML 1.1 reads an unquoted off as false)
     compile: Optional[str] = _rule(choices=("default", "reduce-overhead"))
+    ema: Optional[float] = _rule(check=check_decay)  # decay of G's weight average; null: off
+    ema_start: int = _rule(minimum=0)  # G steps before the average starts (it copies G until then)
+    sample_bn: str = _rule(choices=("standing", "running"))  # G's batch-norm statistics when sampling
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 ACTIVATIONS = ("relu", "leaky_relu")
-D_NORMS = ("batch", "layer", "none")
+D_NORMS = ("batch", "layer", "none", "spectral")
 
 _LEAKY_SLOPE = 0.2  # the paper's slope for D, also used when G is configured leaky
 _MIN_POW2, _MAX_POW2 = 16, 256
@@ -97,7 +97,8 @@ def _activation(name: str) -> nn.Module:
 
 
 def _d_norm(norm: str, channels: int) -> list[nn.Module]:
-    """Return the norm layer for a D block (empty list for ``"none"``)."""
+    """Return the norm layer for a D block (empty for ``"none"`` and ``"spectral"``, whose
+    normalisation is a reparametrisation of every conv, see :class:`Discriminator`)."""
     if norm == "batch":
         return [nn.BatchNorm2d(channels)]
     if norm == "layer":
@@ -197,7 +198,8 @@ class Discriminator(nn.Module):
         image_size: Input height/width; see :func:`supported_sizes`.
         activation: Activation after each hidden conv, one of :data:`ACTIVATIONS`.
         norm: One of :data:`D_NORMS`; ``"layer"`` for WGAN-GP critics, where batch norm
-            couples samples and breaks the per-sample gradient penalty.
+            couples samples and breaks the per-sample gradient penalty; ``"spectral"``:
+            spectral normalisation of every conv and no other norm (SN-GAN).
         extra_layers: Extra 3x3 stride-1 conv + norm + activation blocks at the first
             hidden resolution (mirroring G; the WGAN reference code's ``n_extra_layers``).
 
@@ -233,6 +235,12 @@ class Discriminator(nn.Module):
         layers.append(nn.Conv2d(width, 1, base, 1, 0, bias=False))
         self.main = nn.Sequential(*layers)
         self.apply(init_weights)
+        if norm == "spectral":
+            # SN-GAN (Miyato et al., 2018): every conv's weight divided by its largest singular
+            # value (one power iteration per call), so D is 1-Lipschitz layer by layer.
+            for layer in self.main:
+                if isinstance(layer, nn.Conv2d):
+                    nn.utils.parametrizations.spectral_norm(layer)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Score images.

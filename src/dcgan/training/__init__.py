@@ -7,7 +7,8 @@ This package imports neither MLflow nor DVC: trackers are hooks written elsewher
 
 from dcgan.training.hooks import BestGenerator, Checkpoint, EpochEnd, FixedNoiseGrid, Hook, Scorer, standard
 from dcgan.training.identity import run_id
-from dcgan.training.loop import Trainer, TrainingDiverged
+from dcgan.training.loop import Trainer
+from dcgan.training.state import TrainingDiverged
 
 __all__ = ["BestGenerator", "Checkpoint", "EpochEnd", "FixedNoiseGrid", "Hook", "Scorer",
            "Trainer", "TrainingDiverged", "run_id", "standard"]

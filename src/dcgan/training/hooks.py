@@ -18,6 +18,7 @@ import torch
 
 from dcgan import atomic, checkpoint
 from dcgan.images import save_grid
+from dcgan.training import state
 
 if TYPE_CHECKING:
     from dcgan.training.loop import Trainer
@@ -39,6 +40,12 @@ class Hook:
     """Base class: every method is optional. ``name`` keys a hook's state in checkpoints."""
 
     name = ""
+
+    def before_run(self, trainer: Trainer) -> None:
+        """Called once before the first epoch trained (after a resume restored the state)."""
+
+    def after_step(self, trainer: Trainer) -> None:
+        """Called after every G step, on rank 0 only (keep it free of host syncs)."""
 
     def after_epoch(self, trainer: Trainer, end: EpochEnd) -> None:
         """Called after each epoch, on rank 0 only."""
@@ -92,12 +99,12 @@ class BestGenerator(Hook):
     def after_epoch(self, trainer: Trainer, end: EpochEnd) -> None:
         if end.epoch % self.every and end.epoch != trainer.epochs:
             return
-        score = float(self.scorer(trainer.G))
-        trainer.G.train()
+        generator = trainer.sampler()  # what the run samples from (the EMA when on)
+        score = float(self.scorer(generator))
         end.metrics[self.metric] = score
         if not self.best or score < self.best["score"]:
             self.best = {"epoch": end.epoch, "score": score}
-            checkpoint.save_model(trainer.workdir / "best.pt", trainer.G, trainer.nets.g_kwargs)
+            checkpoint.save_model(trainer.workdir / "best.pt", generator, trainer.nets.g_kwargs)
 
     def state_dict(self) -> dict[str, Any]:
         return dict(self.best)
@@ -120,7 +127,7 @@ class Checkpoint(Hook):
     """The full training state to ``<workdir>/last.pt`` after each epoch (atomically)."""
 
     def after_epoch(self, trainer: Trainer, end: EpochEnd) -> None:
-        checkpoint.save(trainer.workdir / "last.pt", trainer.state_dict())
+        checkpoint.save(trainer.workdir / "last.pt", state.snapshot(trainer))
 
 
 def standard(*extra: Hook) -> list[Hook]:

@@ -1,7 +1,8 @@
 """A run's identity: the checkpoint folder name, over everything its weights depend on.
 
-That is the params (except ``train.epochs``, so a finished run can be extended, and
-``train.nproc``, since the batches are the same for any process count), the data's
+That is the params (except ``train.epochs``, so a finished run can be extended,
+``train.nproc``, since the batches are the same for any process count, and
+``train.sample_bn``, which only decides how finished weights are sampled), the data's
 metadata, and the code of the modules listed in :data:`COVERED`: the maths of a run.
 The code is hashed as its syntax tree without docstrings, so editing a comment, a docstring
 or the layout keeps checkpoints resumable while any change to the code discards them.
@@ -27,11 +28,13 @@ COVERED = (  # the modules whose code decides the weights a run produces
     "dcgan.training.steps",
     "dcgan.training.state",
     "dcgan.training.loop",
+    "dcgan.training.ema",
 )
 NOT_MATHS = (  # dcgan modules the covered ones import that cannot change a run's weights
     "dcgan.atomic", "dcgan.checkpoint", "dcgan.config", "dcgan.data.prepared",
     "dcgan.device", "dcgan.distributed", "dcgan.errors", "dcgan.history", "dcgan.images",
     "dcgan.training.hooks", "dcgan.training.identity", "dcgan.training.outputs",
+    "dcgan.training.sampling",
 )
 
 
@@ -65,6 +68,7 @@ def run_id(params: Any, meta: dict) -> str:
     train = dataclasses.asdict(params.train)
     train.pop("epochs")
     train.pop("nproc")
+    train.pop("sample_bn")  # only how finished weights are sampled: never what they are
     key = {"loss": params.loss, "seed": params.seed, "model": dataclasses.asdict(params.model),
            "train": train, "data": meta, "code": code_digest()}
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]

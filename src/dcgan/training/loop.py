@@ -24,16 +24,11 @@ from dcgan.config import Params
 from dcgan.data.prepared import load_meta, load_split
 from dcgan.device import resolve_device
 from dcgan.distributed import World
-from dcgan.errors import UserError
 from dcgan.history import COLUMNS, History
 from dcgan.training import hooks as hook_lib
-from dcgan.training import networks, outputs, state
+from dcgan.training import networks, outputs, sampling, state
 from dcgan.training.identity import run_id
 from dcgan.training.steps import GanSteps
-
-
-class TrainingDiverged(UserError):
-    """A loss became NaN or infinite; the last good checkpoint is kept."""
 
 
 class Trainer:
@@ -66,6 +61,8 @@ class Trainer:
                               penalty_weights=lambda: self.data.uniform(self.rng))
         self.epoch, self.history, self.wall_time = 0, History(), 0.0
         self.hooks: list[hook_lib.Hook] = []
+        self._step_hooks: list[hook_lib.Hook] = []
+        self.sample_from = self.G  # what grids and scores sample (a hook may swap in an EMA)
 
     @property
     def G(self) -> torch.nn.Module:
@@ -91,18 +88,23 @@ class Trainer:
                 d_loss, dx, dgz = steps.d_step(batch(it * d_steps + k), fake)
                 stats[it, [0, 2, 3]] += torch.stack([d_loss, dx, dgz]) / d_steps
             stats[it, 1] = steps.g_step(fake)
+            for hook in self._step_hooks:
+                hook.after_step(self)
             if (it + 1) % refresh == 0 and self.world.main:
                 bar.set_postfix(dict(zip(COLUMNS, [round(v, 3) for v in stats[it].tolist()])))
         return distributed.mean(stats, self.world)
 
+    def sampler(self, generator: torch.nn.Module | None = None) -> torch.nn.Module:
+        """A copy of ``generator`` (default: ``sample_from``) ready to sample in eval mode,
+        its batch-norm statistics as ``train.sample_bn`` says (:mod:`.sampling`)."""
+        return sampling.prepare(generator or self.sample_from, self.p.train.sample_bn,
+                                self.p.model.nz, self.batch_size, self.p.seed)
+
     @torch.no_grad()
     def generate(self, z: torch.Tensor) -> torch.Tensor:
-        """G's images for latent vectors ``z`` (eval mode, then back to training mode)."""
-        self.G.eval()
+        """The images that :meth:`sampler` makes of latent vectors ``z``."""
         with self.steps.autocast():
-            images = self.G(z)
-        self.G.train()
-        return images
+            return self.sampler()(z)
 
     def run(self, hooks: Sequence[hook_lib.Hook] | None = None) -> bool:
         """Train up to ``train.epochs`` (default hooks: grid, checkpoint); True if it resumed."""
@@ -110,6 +112,10 @@ class Trainer:
         if self.world.main:
             self.workdir.mkdir(parents=True, exist_ok=True)
         resumed = state.resume(self)
+        self._step_hooks = [h for h in self.hooks if self.world.main
+                            and type(h).after_step is not hook_lib.Hook.after_step]
+        for hook in self.hooks:
+            hook.before_run(self)
         while self.epoch < self.epochs:
             start = time.perf_counter()
             stats = self.train_epoch()
@@ -120,7 +126,7 @@ class Trainer:
 
     def _end_epoch(self, stats: torch.Tensor, seconds: float) -> None:
         rows = stats.cpu()  # the one full sync of the epoch
-        _check_finite(rows, self.epoch + 1, self.workdir / "last.pt")
+        state.check_finite(rows, self.epoch + 1, self.workdir / "last.pt")
         self.epoch += 1
         self.wall_time += seconds
         images = self.iters * self.d_steps * self.batch_size
@@ -131,10 +137,6 @@ class Trainer:
         for hook in self.hooks:
             hook.after_epoch(self, end)
 
-    def state_dict(self) -> dict[str, Any]:
-        """The full training state (what the checkpoint hook saves)."""
-        return state.snapshot(self)
-
     def write_outputs(self, out: str | Path) -> dict[str, Any]:
         """Write weights, the hooks' files and loss CSVs into ``out`` (atomically); return metrics."""
         return outputs.write(self, Path(out))
@@ -143,12 +145,3 @@ class Trainer:
         """Final-epoch means, wall time, throughput and the hooks' numbers (metrics/train.json)."""
         return outputs.metrics(self)
 
-def _check_finite(rows: torch.Tensor, epoch: int, last: Path) -> None:
-    """Stop on the first non-finite statistic of ``epoch``, naming where training can resume."""
-    bad = (~torch.isfinite(rows)).any(dim=1).nonzero()
-    if len(bad):
-        it = int(bad[0])
-        raise TrainingDiverged(
-            f"non-finite loss at epoch {epoch}, iteration {it + 1} "
-            f"({dict(zip(COLUMNS, rows[it].tolist()))}); last good checkpoint kept at "
-            f"{last}; lower the learning rates or try another loss")

@@ -15,7 +15,9 @@ if TYPE_CHECKING:
 def write(trainer: Trainer, out: Path) -> dict[str, Any]:
     """Write G, D, each hook's files and the loss CSVs into ``out`` as one atomic folder."""
     with atomic.output_dir(out) as tmp:
-        checkpoint.save_model(tmp / "generator.pt", trainer.G, trainer.nets.g_kwargs)
+        # Saved ready to sample in eval mode (train.sample_bn), like every generator file.
+        checkpoint.save_model(tmp / "generator.pt", trainer.sampler(trainer.G),
+                              trainer.nets.g_kwargs)
         checkpoint.save_model(tmp / "discriminator.pt", trainer.D, trainer.nets.d_kwargs)
         for hook in trainer.hooks:
             hook.write_outputs(trainer, tmp)

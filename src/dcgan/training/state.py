@@ -1,4 +1,4 @@
-"""What a checkpoint holds, and whether a run resumes from one.
+"""What a checkpoint holds, whether a run resumes from one, and when a run must stop.
 
 A checkpoint is everything a resumed run needs to equal an uninterrupted one: both networks
 and optimisers, every RNG (the loop's generator and the global ones), the fixed noise, the
@@ -11,12 +11,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import torch
+
 from dcgan import checkpoint, distributed
 from dcgan.distributed import World
-from dcgan.history import History
+from dcgan.errors import UserError
+from dcgan.history import COLUMNS, History
 
 if TYPE_CHECKING:
     from dcgan.training.loop import Trainer
+
+
+class TrainingDiverged(UserError):
+    """A loss became NaN or infinite; the last good checkpoint is kept."""
 
 
 def snapshot(trainer: Trainer) -> dict[str, Any]:
@@ -96,3 +103,14 @@ def _say_fresh(trainer: Trainer, saved: dict[str, Any] | None) -> None:
         print(f"train: no checkpoint of run {here.name} yet, training from scratch; the "
               f"{len(others)} other run folder(s) in {here.parent} (other params, data or "
               f"training code) are kept")
+
+
+def check_finite(rows: torch.Tensor, epoch: int, last: Path) -> None:
+    """Stop on the first non-finite statistic of ``epoch``, naming where training can resume."""
+    bad = (~torch.isfinite(rows)).any(dim=1).nonzero()
+    if len(bad):
+        it = int(bad[0])
+        raise TrainingDiverged(
+            f"non-finite loss at epoch {epoch}, iteration {it + 1} "
+            f"({dict(zip(COLUMNS, rows[it].tolist()))}); last good checkpoint kept at "
+            f"{last}; lower the learning rates or try another loss")
