@@ -20,57 +20,35 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
-
-from dcgan import atomic, metrics  # noqa: E402
-from dcgan.classifier import DomainClassifier, outputs  # noqa: E402
-from dcgan.config import load_params, parse_overrides  # noqa: E402
-from dcgan.device import resolve_device  # noqa: E402
-from dcgan.evaluate import sample  # noqa: E402
-from dcgan.models import Discriminator, Generator  # noqa: E402
-from dcgan.training import Trainer  # noqa: E402
+from benchlib import (REPO, device_name, epoch_times, images_per_epoch, slug, sync,
+                      synthetic_set, trainer)
+from dcgan import atomic
+from dcgan.classifier import DomainClassifier
+from dcgan.config import load_params, parse_overrides
+from dcgan.device import resolve_device
+from dcgan.evaluate import Settings, classifier_scores, sample
+from dcgan.models import Discriminator, Generator
 
 FULL = {"28x28": (60_000, 1, 28), "64x64": (16_000, 3, 64)}  # name -> (images, channels, size)
 EVAL_SAMPLES = 10_000
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _prepared(folder: Path, n: int, nc: int, size: int) -> Path:
-    """A synthetic prepared data set in the preprocess stage's format."""
-    images = torch.rand(n, nc, size, size, generator=torch.Generator().manual_seed(0)) * 2 - 1
-    torch.save({"images": images, "labels": torch.zeros(n, dtype=torch.int64)}, folder / "train.pt")
-    atomic.write_json(folder / "meta.json", {"dataset": "synthetic", "source_sha256": "-",
-                                             "classes": [], "image_shape": [nc, size, size],
-                                             "splits": {"train": {"count": n}}})
-    return folder
-
-
 def ours(folder: Path, device: torch.device, batch: int, epochs: int, overrides: dict) -> float:
     """Images per second of the library's training loop (one warm-up epoch not counted)."""
-    params = load_params(REPO / "params.yaml", {"train.device": str(device), "train.batch_size": batch,
-                                                "train.epochs": epochs + 1, **overrides})
-    trainer = Trainer(params, folder, folder / "work")
-    trainer.train_epoch()  # warm-up: allocator, cuDNN autotuning, torch.compile
-    _sync(device)
-    start = time.perf_counter()
-    for _ in range(epochs):
-        trainer.train_epoch()
-    _sync(device)
-    return epochs * trainer.iters * trainer.batch_size / (time.perf_counter() - start)
+    t = trainer(folder, device, {"train.batch_size": batch, "train.epochs": epochs + 1, **overrides})
+    times, _ = epoch_times(t, epochs + 1)  # the first: allocator, cuDNN autotuning, torch.compile
+    return epochs * images_per_epoch(t) / sum(times[1:])
 
 
-def reference(folder: Path, device: torch.device, batch: int, epochs: int) -> float:
+def reference(folder: Path, device: torch.device, batch: int, epochs: int, nz: int = 100,
+              ngf: int = 64, ndf: int = 64) -> float:
     """Images per second of what the write-ups do: a DataLoader over CPU tensors, a copy to the
     device per batch, fp32, eager, and ``.item()`` on every step."""
     images = torch.load(folder / "train.pt", weights_only=True)["images"]
     nc, size = images.shape[1], images.shape[-1]
     torch.manual_seed(0)
-    G, D = Generator(nc=nc, image_size=size).to(device), Discriminator(nc=nc, image_size=size).to(device)
+    G = Generator(nz=nz, ngf=ngf, nc=nc, image_size=size).to(device)
+    D = Discriminator(nc=nc, ndf=ndf, image_size=size).to(device)
     opt_g = torch.optim.Adam(G.parameters(), 2e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), 2e-4, betas=(0.5, 0.999))
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(images), batch_size=batch,
@@ -78,11 +56,11 @@ def reference(folder: Path, device: torch.device, batch: int, epochs: int) -> fl
     seen, start, log = 0, 0.0, []
     for epoch in range(epochs + 1):  # epoch 0 is the warm-up
         if epoch == 1:
-            _sync(device)
+            sync(device)
             start, seen = time.perf_counter(), 0
         for (real,) in loader:
             real = real.to(device)
-            fake = G(torch.randn(len(real), 100, device=device))
+            fake = G(torch.randn(len(real), nz, device=device))
             r, f = D(real), D(fake.detach())
             d_loss = F.softplus(-r).mean() + F.softplus(f).mean()
             opt_d.zero_grad()
@@ -94,24 +72,22 @@ def reference(folder: Path, device: torch.device, batch: int, epochs: int) -> fl
             opt_g.step()
             log.append((d_loss.item(), g_loss.item()))  # the per-step host sync
             seen += len(real)
-    _sync(device)
+    sync(device)
     return seen / (time.perf_counter() - start)
 
 
 def evaluation_seconds(device: torch.device, n: int) -> float:
-    """Seconds to sample ``n`` images and compute the classifier-space metrics against ``n`` reals."""
+    """Seconds to sample ``n`` images and compute the classifier-space metrics (IS, FD, KID,
+    precision/recall, as the evaluate stage does) against ``n`` reals."""
     torch.manual_seed(0)
     G = Generator(nc=1, image_size=28).to(device)
     clf = DomainClassifier(nc=1, num_classes=10).to(device)
     real = torch.rand(n, 1, 28, 28) * 2 - 1
-    _sync(device)
+    e = load_params(REPO / "params.yaml").evaluate
+    settings = Settings(e.is_splits, min(e.kid_subset_size, n), e.pr_k, e.batch_size, seed=0)
+    sync(device)
     start = time.perf_counter()
-    fake = sample(G, n, G.nz, device, seed=0)
-    a, b = outputs(clf, fake, device), outputs(clf, real, device)
-    metrics.inception_score(a.probs)
-    metrics.frechet_distance_features(a.features, b.features)
-    metrics.kid(a.features, b.features, subset_size=min(1000, n))
-    metrics.precision_recall(b.features, a.features)
+    classifier_scores(clf, sample(G, n, G.nz, device, seed=0), real, device, settings)
     return time.perf_counter() - start
 
 
@@ -143,7 +119,7 @@ def main() -> None:
     for name, (n_full, nc, size) in FULL.items():
         n = max(args.batch, int(n_full * scale))
         with tempfile.TemporaryDirectory() as tmp:
-            folder = _prepared(Path(tmp), n, nc, size)
+            folder = synthetic_set(Path(tmp), n, nc, size)
             ips = ours(folder, device, args.batch, args.epochs, overrides)
             ref = reference(folder, device, args.batch, args.epochs)
         rows.append({"set": name, "images": n, "ours_images_per_s": ips,
@@ -151,7 +127,7 @@ def main() -> None:
                      "full_epoch_s": n_full / ips})
     n_eval = max(100, int(EVAL_SAMPLES * scale))
     result = {
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "device": device_name(device),
         "date": dt.date.today().isoformat(), "torch": torch.__version__, "batch": args.batch,
         "scale": scale, "command": " ".join(sys.argv), "overrides": overrides, "training": rows,
         "evaluation": {"samples": n_eval, "seconds": evaluation_seconds(device, n_eval)},
@@ -160,9 +136,8 @@ def main() -> None:
     }
     print(_table(rows))
     print(f"evaluation: {n_eval} samples, classifier metrics in {result['evaluation']['seconds']:.2f} s")
-    slug = result["device"].replace(" ", "-").lower()
     tag = "".join(f"-{k.split('.')[-1]}={v}" for k, v in overrides.items())
-    path = Path(args.out) / f"{slug}-{result['date']}{tag}.json"
+    path = Path(args.out) / f"{slug(result['device'])}-{result['date']}{tag}.json"
     atomic.write_json(path, result)
     print(f"-> {path}")
 

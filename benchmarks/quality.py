@@ -17,23 +17,22 @@ import datetime as dt
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
+from typing import Callable
 
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
-
-from dcgan import atomic  # noqa: E402
-from dcgan.classifier import DomainClassifier, epochs_for, fit  # noqa: E402
-from dcgan.config import Params, load_params, parse_overrides  # noqa: E402
-from dcgan.data.download import download  # noqa: E402
-from dcgan.data.prepare import preprocess  # noqa: E402
-from dcgan.data.prepared import hold_out, load_split  # noqa: E402
-from dcgan.data.sources import parse_dataset  # noqa: E402
-from dcgan.device import resolve_device  # noqa: E402
-from dcgan.evaluate import fd_scorer  # noqa: E402
-from dcgan.training import Trainer  # noqa: E402
+from benchlib import REPO, Trainer, device_name, slug
+from dcgan import atomic
+from dcgan.classifier import DomainClassifier, epochs_for, fit
+from dcgan.config import Params, load_params, parse_overrides
+from dcgan.data.download import download
+from dcgan.data.prepare import preprocess
+from dcgan.data.prepared import hold_out, load_split
+from dcgan.data.sources import parse_dataset
+from dcgan.device import resolve_device
+from dcgan.evaluate import fd_scorer
 
 REFERENCE = {"train.precision": "fp32", "train.channels_last": False, "train.compile": None}
 
@@ -61,6 +60,59 @@ def _score(prepared: Path, workdir: Path, overrides: dict, scorer) -> tuple[floa
     return scorer(trainer.G), trainer.metrics()["images_per_second"]
 
 
+def summarise(runs: dict[str, list[dict]]) -> dict[str, dict[str, float]]:
+    """FD mean and sample standard deviation over seeds, per path (paths with a run)."""
+    return {p: {"mean": statistics.mean(r["frechet_distance"] for r in rs),
+                "std": statistics.stdev([r["frechet_distance"] for r in rs]) if len(rs) > 1 else 0.0}
+            for p, rs in runs.items() if rs}
+
+
+def compare(source: Path, paths: dict[str, dict], seeds: int, epochs: int, batch: int,
+            common: dict | None = None, deadline: float = float("inf"),
+            on_run: Callable[[str, dict], None] | None = None,
+            on_error: Callable[[str, int, Exception], None] | None = None) -> dict:
+    """Train ``seeds`` seeds of each path (name -> params overrides) on the IDX folder ``source``
+    and score each G by classifier-space FD against a held-out 10%.
+
+    ``common`` overrides apply to every path and to the data and classifier (e.g. smaller
+    models). Runs go seed-major; ``on_run(path, row)`` hears of each. A run that would start
+    after ``deadline`` (``time.monotonic()``) is skipped and counted in the result's
+    ``skipped``; with ``on_error``, a run that raises is reported to it and the rest go on.
+    """
+    common = common or {}
+    base = {**common, "train.epochs": epochs, "train.batch_size": batch, "train.eval_every": 0}
+    runs: dict[str, list[dict]] = {p: [] for p in paths}
+    skipped = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        params = load_params(REPO / "params.yaml", common)
+        prepared, held, clf, device = _prepare(Path(source), Path(tmp), params, seed=0)
+        scorer = fd_scorer(clf, held, params.model.nz, device, seed=1)
+        for seed in range(seeds):
+            for path, extra in paths.items():
+                if time.monotonic() > deadline:
+                    skipped += 1
+                    continue
+                overrides = {**base, "seed": seed, "train.device": str(device), **extra}
+                try:
+                    fd, ips = _score(prepared, Path(tmp) / f"{path}-{seed}", overrides, scorer)
+                except Exception as err:
+                    if on_error is None:
+                        raise
+                    on_error(path, seed, err)
+                    continue
+                row = {"seed": seed, "frechet_distance": fd, "images_per_second": ips}
+                runs[path].append(row)
+                if on_run is not None:
+                    on_run(path, row)
+    return {"device": device_name(device), "held_out": len(held), "runs": runs,
+            "summary": summarise(runs), "skipped": skipped}
+
+
+def _print_run(path: str, row: dict) -> None:
+    print(f"{path:9s} seed {row['seed']}: FD {row['frechet_distance']:8.3f}  "
+          f"({row['images_per_second']:.0f} img/s)", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -74,30 +126,16 @@ def main() -> None:
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
     args = parser.parse_args()
     fast = parse_overrides(args.set)
-    base = {"train.epochs": args.epochs, "train.batch_size": args.batch, "train.eval_every": 0}
-    rows = {"fast": [], "reference": []}
-    with tempfile.TemporaryDirectory() as tmp:
-        params = load_params(REPO / "params.yaml")
-        prepared, held, clf, device = _prepare(Path(args.source), Path(tmp), params, seed=0)
-        scorer = fd_scorer(clf, held, params.model.nz, device, seed=1)
-        for seed in range(args.seeds):
-            for path, extra in (("fast", fast), ("reference", REFERENCE)):
-                overrides = {**base, "seed": seed, "train.device": str(device), **extra}
-                fd, ips = _score(prepared, Path(tmp) / f"{path}-{seed}", overrides, scorer)
-                rows[path].append({"seed": seed, "frechet_distance": fd, "images_per_second": ips})
-                print(f"{path:9s} seed {seed}: FD {fd:8.3f}  ({ips:.0f} img/s)", flush=True)
-    summary = {p: {"mean": statistics.mean(r["frechet_distance"] for r in rs),
-                   "std": statistics.stdev([r["frechet_distance"] for r in rs]) if len(rs) > 1 else 0.0}
-               for p, rs in rows.items()}
+    done = compare(Path(args.source), {"fast": fast, "reference": REFERENCE}, args.seeds,
+                   args.epochs, args.batch, on_run=_print_run)
     print("path | FD mean ± std over seeds\n---|---")
-    for p, s in summary.items():
+    for p, s in done["summary"].items():
         print(f"{p} | {s['mean']:.3f} ± {s['std']:.3f}")
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    result = {"device": name, "date": dt.date.today().isoformat(), "torch": torch.__version__,
-              "command": " ".join(sys.argv), "source": args.source, "epochs": args.epochs,
-              "batch": args.batch, "fast_overrides": fast, "reference_overrides": REFERENCE,
-              "runs": rows, "summary": summary}
-    path = Path(args.out) / f"quality-{name.replace(' ', '-').lower()}-{result['date']}.json"
+    result = {"device": done["device"], "date": dt.date.today().isoformat(),
+              "torch": torch.__version__, "command": " ".join(sys.argv), "source": args.source,
+              "epochs": args.epochs, "batch": args.batch, "fast_overrides": fast,
+              "reference_overrides": REFERENCE, "runs": done["runs"], "summary": done["summary"]}
+    path = Path(args.out) / f"quality-{slug(result['device'])}-{result['date']}.json"
     atomic.write_json(path, result)
     print(f"-> {path}")
 

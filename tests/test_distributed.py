@@ -169,6 +169,7 @@ def test_batch_that_does_not_split_fails_with_one_line(tmp_path, prepared):
 
 
 @pytest.mark.slow
+@pytest.mark.cuda
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA devices (NCCL)")
 def test_sync_bn_on_two_gpus_matches_one_gpu(tmp_path, prepared):
     """With SyncBatchNorm the only difference left from one GPU is float summation order."""

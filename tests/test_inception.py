@@ -54,6 +54,7 @@ def random_inception_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory) -> Path:
+    pytest.importorskip("torch_fidelity")  # absent on a bare GPU machine: skip, not error
     path = tmp_path_factory.mktemp("inception") / weights_file_name()
     torch.save(random_inception_state_dict(), path)
     return path
@@ -79,6 +80,7 @@ def gray(weights) -> dict[str, float]:
 
 
 def test_weights_file_name_is_torch_fidelitys():
+    pytest.importorskip("torch_fidelity")
     from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
 
     assert weights_file_name() == "weights-inception-2015-12-05-6726825d.pth"
@@ -124,6 +126,7 @@ def test_fid_of_a_set_against_itself_is_zero(weights):
     assert abs(result["fid"]) < 1e-2
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_runs_on_cuda(weights):
     result = inception_metrics(noise(4, 1, 28, 0), blobs(4, 1, 28, 1), weights_path=weights, device="cuda:0")

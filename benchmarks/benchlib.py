@@ -1,0 +1,70 @@
+"""What the benchmark scripts share: this repo's src/ on the path, the one import of the
+training module, synthetic prepared sets, epoch timing and device names.
+
+Needs torch only (no dvc, no mlflow), so the scripts run on a bare GPU machine.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+from dcgan import atomic  # noqa: E402
+from dcgan.config import load_params  # noqa: E402
+from dcgan.training import Trainer  # noqa: E402  the one place benchmarks/ names the training module
+from gpu_report import slug  # noqa: E402  (torch-free, so gpu_check.py names files without torch)
+
+__all__ = ["REPO", "Trainer", "device_name", "epoch_times", "images_per_epoch", "slug", "sync",
+           "synthetic_set", "trainer"]
+
+
+def sync(device: torch.device) -> None:
+    """Wait for ``device``'s queue (timings of asynchronous CUDA work)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def device_name(device: torch.device) -> str:
+    """The GPU's name (e.g. ``NVIDIA H100 80GB HBM3``), else ``cpu``."""
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+
+
+def synthetic_set(folder: Path, n: int, nc: int, size: int) -> Path:
+    """A synthetic prepared data set (uniform noise) in the preprocess stage's format."""
+    folder.mkdir(parents=True, exist_ok=True)
+    images = torch.rand(n, nc, size, size, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    torch.save({"images": images, "labels": torch.zeros(n, dtype=torch.int64)}, folder / "train.pt")
+    atomic.write_json(folder / "meta.json", {"dataset": "synthetic", "source_sha256": "-",
+                                             "classes": [], "image_shape": [nc, size, size],
+                                             "splits": {"train": {"count": n}}})
+    return folder
+
+
+def trainer(folder: Path, device: torch.device, overrides: dict) -> Trainer:
+    """A trainer of params.yaml with ``overrides`` on the prepared set in ``folder``."""
+    params = load_params(REPO / "params.yaml", {"train.device": str(device), **overrides})
+    return Trainer(params, folder, folder / "work")
+
+
+def epoch_times(trainer: Trainer, epochs: int) -> tuple[list[float], torch.Tensor]:
+    """Train ``epochs`` epochs through ``train_epoch()``: the seconds of each (synchronised at
+    its end only) and the last epoch's per-iteration statistics, on the host."""
+    times, stats = [], torch.zeros(0)
+    for _ in range(epochs):
+        sync(trainer.device)
+        start = time.perf_counter()
+        stats = trainer.train_epoch()
+        sync(trainer.device)
+        times.append(time.perf_counter() - start)
+    return times, stats.cpu()
+
+
+def images_per_epoch(trainer: Trainer) -> int:
+    """Real images one epoch of ``trainer`` consumes (D steps included)."""
+    return trainer.iters * trainer.d_steps * trainer.batch_size
