@@ -1,0 +1,175 @@
+"""Which recipe makes the best samples? Named param sets, a fixed G-step budget, one table.
+
+A recipe is a set of params overrides (``RECIPES``). Each (data set, recipe, loss, seed)
+trains one DCGAN for ``--steps`` G steps at ``--batch`` on one half of an IDX sample and is
+scored in the domain classifier's space against the other half, which no G and no
+classifier ever trains on: Inception-style score, Fréchet distance, KID, precision, recall,
+classes covered and the class balance (largest deviation of a class's share from an even
+one). The "floor" row scores the training half itself. The run samples from what the
+pipeline's own outputs sample from (the EMA when the recipe turns it on, batch norm per
+``train.sample_bn``). Needs torch only; prints a table, writes
+``benchmarks/results/recipes-<device>-<date>.json``.
+
+    python benchmarks/recipes.py                                    # every recipe, bce, mnist-5k
+    python benchmarks/recipes.py --recipes baseline,best --losses bce,mse,hinge,wgan-gp
+    python benchmarks/recipes.py --tiny                             # the CI smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import math
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from benchlib import REPO, Trainer, device_name, slug
+from dcgan import atomic, losses
+from dcgan.classifier import DomainClassifier, epochs_for, fit
+from dcgan.config import load_params, parse_overrides
+from dcgan.data.download import download
+from dcgan.data.prepare import preprocess
+from dcgan.data.prepared import load_meta, load_split, permutation
+from dcgan.data.sources import parse_dataset
+from dcgan.device import resolve_device
+from dcgan.evaluate import Settings, classifier_scores, sample
+from dcgan.training import standard
+from dcgan.training.ema import EmaGenerator
+
+SHARED = REPO.parent / "shared" / "data"
+DATASETS = {"mnist-5k": SHARED / "mnist-5k", "fashion-900": SHARED / "fashion-mnist-sample"}
+RECIPES = {  # name -> params overrides on top of params.yaml
+    "baseline": {"train.sample_bn": "running"},  # the pytorch/examples recipe as it was
+    "standing": {"train.sample_bn": "standing"},
+    "ema": {"train.ema": 0.999, "train.ema_start": 500},
+    "spectral": {"model.d_norm": "spectral"},
+    "ttur": {"train.lr_d": 0.0004, "train.lr_g": 0.0001},
+}
+TINY = {"model.ngf": 8, "model.ndf": 8, "model.nz": 16, "classifier.width": 4,
+        "classifier.min_steps": 0, "classifier.epochs": 1}
+
+
+def halves(source: Path, tmp: Path, classifier_overrides: dict, device: torch.device):
+    """Preprocessed data split in two seeded halves: a prepared train folder, a scoring set,
+    and a domain classifier trained on the train half."""
+    params = load_params(REPO / "params.yaml", classifier_overrides)
+    download(parse_dataset(f"idx:{source}"), tmp / "raw")
+    preprocess(tmp / "raw", tmp / "all", seed=0)
+    images, labels = load_split(tmp / "all", "train")
+    order = permutation(len(images), seed=0)
+    train, score = order[: len(order) // 2], order[len(order) // 2:]
+    (tmp / "train").mkdir()
+    torch.save({"images": images[train], "labels": labels[train]}, tmp / "train" / "train.pt")
+    meta = load_meta(tmp / "all")
+    meta["splits"] = {"train": {"count": len(train)}}
+    atomic.write_json(tmp / "train" / "meta.json", meta)
+    c = params.classifier
+    torch.manual_seed(0)
+    clf = DomainClassifier(nc=images.shape[1], num_classes=int(labels.max()) + 1, width=c.width)
+    clf = fit(clf, images[train], labels[train], epochs=epochs_for(len(train), c.epochs,
+              c.min_steps, c.batch_size), batch_size=c.batch_size, lr=c.lr, seed=0, device=device)
+    return tmp / "train", images[train], images[score], clf.to(device)
+
+
+def scores(clf, candidate: torch.Tensor, reference: torch.Tensor, device) -> dict:
+    """The table's numbers for ``candidate`` images against ``reference`` images."""
+    s = classifier_scores(clf, candidate, reference, device,
+                          Settings(is_splits=10, kid_subset_size=min(1000, len(reference)),
+                                   pr_k=3, batch_size=500, seed=0))
+    counts = list(s["class_histogram"].values())
+    even = sum(counts) / len(counts)
+    return {"IS": s["inception_score"]["mean"], "FD": s["frechet_distance"],
+            "KID": s["kid"]["mean"], "precision": s["precision"], "recall": s["recall"],
+            "classes": s["classes_covered"],
+            "balance": max(abs(c / even - 1) for c in counts), "counts": counts}
+
+
+def train_one(prepared: Path, workdir: Path, overrides: dict, steps: int, batch: int) -> Trainer:
+    """Train for at least ``steps`` G steps (whole epochs) under ``overrides``."""
+    probe = load_params(REPO / "params.yaml", {**overrides, "train.batch_size": batch})
+    n = load_meta(prepared)["splits"]["train"]["count"]
+    d_steps = losses.get(probe.loss).steps_per_g(probe.train.d_steps)
+    epochs = max(1, math.ceil(steps / ((n // batch) // d_steps)))
+    params = load_params(REPO / "params.yaml", {**overrides, "train.batch_size": batch,
+                                                "train.epochs": epochs, "train.eval_every": 0})
+    trainer = Trainer(params, prepared, workdir)
+    t = params.train
+    extra = [EmaGenerator(t.ema, t.ema_start)] if t.ema is not None else []
+    trainer.run(standard(*extra))
+    return trainer
+
+
+def run_row(data, name: str, overrides: dict, args, device, tmp: Path) -> dict:
+    """Train and score one (recipe, loss, seed) on one data set."""
+    prepared, _, score_half, clf = data
+    start = time.perf_counter()
+    trainer = train_one(prepared, tmp / f"{name}-{overrides['loss']}-{overrides['seed']}",
+                        {**overrides, "train.device": str(device)}, args.steps, args.batch)
+    wall = time.perf_counter() - start
+    fake = sample(trainer.sampler(), len(score_half), trainer.p.model.nz, device, seed=1)
+    return {"G_steps": trainer.iters * trainer.epoch, "epochs": trainer.epoch,
+            "wall_s": round(wall, 1), **scores(clf, fake, score_half, device)}
+
+
+COLUMNS = ("data", "recipe", "loss", "seed", "G_steps", "IS", "FD", "KID", "precision",
+           "recall", "classes", "balance", "wall_s")
+
+
+def table(rows: list[dict]) -> str:
+    """A markdown table of the rows."""
+    def cell(v):
+        return f"{v:.3f}" if isinstance(v, float) else str(v)
+    lines = [" | ".join(COLUMNS), " | ".join("---" for _ in COLUMNS)]
+    lines += [" | ".join(cell(r.get(c, "-")) for c in COLUMNS) for r in rows]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default="mnist-5k", help=f"comma list of {', '.join(DATASETS)}")
+    parser.add_argument("--recipes", default=",".join(RECIPES))
+    parser.add_argument("--losses", default="bce")
+    parser.add_argument("--seeds", default="0", help="comma list")
+    parser.add_argument("--steps", type=int, default=2000, help="G steps per run (whole epochs)")
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="an override for every recipe (YAML value)")
+    parser.add_argument("--tiny", action="store_true", help="a tiny model and budget (CI smoke)")
+    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
+    args = parser.parse_args()
+    common = {**(TINY if args.tiny else {}), **parse_overrides(args.set)}
+    device = resolve_device("auto")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for data_name in args.data.split(","):
+            work = Path(tmp) / data_name
+            work.mkdir()
+            data = halves(DATASETS[data_name], work, common, device)
+            rows.append({"data": data_name, "recipe": "floor (real train half)", "loss": "-",
+                         "seed": "-", **scores(data[3], data[1], data[2], device)})
+            for name in args.recipes.split(","):
+                for loss in args.losses.split(","):
+                    for seed in map(int, args.seeds.split(",")):
+                        overrides = {**RECIPES[name], **common, "loss": loss, "seed": seed}
+                        row = {"data": data_name, "recipe": name, "loss": loss, "seed": seed,
+                               **run_row(data, name, overrides, args, device, work)}
+                        rows.append(row)
+                        print(table([row]).splitlines()[-1], flush=True)
+    print(table(rows))
+    name = device_name(device)
+    result = {"device": name, "date": dt.date.today().isoformat(), "torch": torch.__version__,
+              "command": " ".join(sys.argv), "steps": args.steps, "batch": args.batch,
+              "common_overrides": common, "recipes": {r: RECIPES[r] for r in args.recipes.split(",")},
+              "rows": rows}
+    path = Path(args.out) / f"recipes-{slug(name)}-{result['date']}.json"
+    atomic.write_json(path, result)
+    print(f"-> {path}")
+
+
+if __name__ == "__main__":
+    main()
