@@ -48,6 +48,9 @@ RECIPES = {  # name -> params overrides on top of params.yaml
     "ema": {"train.ema": 0.999, "train.ema_start": 500},
     "spectral": {"model.d_norm": "spectral"},
     "ttur": {"train.lr_d": 0.0004, "train.lr_g": 0.0001},
+    "diffaug": {"train.augment": "translation,cutout"},
+    "diffaug-ema": {"train.augment": "translation,cutout", "train.ema": 0.999,
+                    "train.ema_start": 500},
 }
 TINY = {"model.ngf": 8, "model.ndf": 8, "model.nz": 16, "classifier.width": 4,
         "classifier.min_steps": 0, "classifier.epochs": 1}

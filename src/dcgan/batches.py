@@ -87,9 +87,9 @@ class EpochData:
         """This process's part of one global batch of N(0, 1) latent vectors."""
         return self.mine(torch.randn(self.batch_size, nz, generator=rng, device=self.device))
 
-    def uniform(self, rng: torch.Generator) -> torch.Tensor:
-        """This process's part of one U(0, 1) weight per sample of a global batch."""
-        return self.mine(torch.rand(self.batch_size, generator=rng, device=self.device))
+    def uniform(self, rng: torch.Generator, *shape: int) -> torch.Tensor:
+        """This process's part of U(0, 1) draws of shape ``shape`` per sample of a global batch."""
+        return self.mine(torch.rand(self.batch_size, *shape, generator=rng, device=self.device))
 
     def epoch(self, rng: torch.Generator) -> Callable[[int], torch.Tensor]:
         """Draw this epoch's order from ``rng`` (on ``device``); returns batch ``b`` -> images."""

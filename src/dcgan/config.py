@@ -106,6 +106,8 @@ class TrainParams:
     compile: Optional[str] = _rule(choices=("default", "reduce-overhead"))
     ema: Optional[float] = _rule(check=check_decay)  # decay of G's weight average; null: off
     ema_start: int = _rule(minimum=0)  # G steps before the average starts (it copies G until then)
+    # DiffAugment of D's inputs (dcgan.augment): null | translation | cutout | translation,cutout
+    augment: Optional[str] = _rule(choices=("translation", "cutout", "translation,cutout"))
     sample_bn: str = _rule(choices=("standing", "running"))  # G's batch-norm statistics when sampling
 
 

@@ -24,6 +24,7 @@ COVERED = (  # the modules whose code decides the weights a run produces
     "dcgan.models",
     "dcgan.losses",
     "dcgan.batches",
+    "dcgan.augment",
     "dcgan.training.networks",
     "dcgan.training.steps",
     "dcgan.training.state",

@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import torch
 from tqdm import tqdm
 
-from dcgan import distributed, losses
+from dcgan import augment, distributed, losses
 from dcgan.batches import EpochData, plan_batches
 from dcgan.config import Params
 from dcgan.data.prepared import load_meta, load_split
@@ -56,9 +56,12 @@ class Trainer:
         self.rng = torch.Generator(self.device).manual_seed(params.seed)
         self.fixed_noise = torch.randn(t.grid_images, params.model.nz, generator=self.rng,
                                        device=self.device)
+        policy = augment.parse(t.augment)
         self.steps = GanSteps(self.nets, losses.get(params.loss), amp=self.amp,
                               separate=t.d_batches == "separate", gp_weight=t.gp_weight,
-                              penalty_weights=lambda: self.data.uniform(self.rng))
+                              penalty_weights=lambda: self.data.uniform(self.rng),
+                              augment=policy and (lambda x: augment.augment(
+                                  x, policy, lambda k: self.data.uniform(self.rng, k))))
         self.epoch, self.history, self.wall_time = 0, History(), 0.0
         self.hooks: list[hook_lib.Hook] = []
         self._step_hooks: list[hook_lib.Hook] = []

@@ -23,12 +23,15 @@ class GanSteps:
             instead of one update on both.
         gp_weight: The gradient penalty's lambda, used when the loss has one.
         penalty_weights: Draws this process's interpolation weights of the penalty.
+        augment: What D sees of every real and generated batch (DiffAugment), or None.
     """
 
     def __init__(self, nets: Networks, loss: Loss, *, amp: bool, separate: bool,
-                 gp_weight: float, penalty_weights: Callable[[], Tensor]):
+                 gp_weight: float, penalty_weights: Callable[[], Tensor],
+                 augment: Callable[[Tensor], Tensor] | None = None):
         self.nets, self.loss, self.amp = nets, loss, amp
         self.separate, self.gp_weight, self.penalty_weights = separate, gp_weight, penalty_weights
+        self.aug = augment or (lambda x: x)
         self.device_type = next(nets.G.parameters()).device.type
 
     def autocast(self) -> contextlib.AbstractContextManager:
@@ -42,18 +45,18 @@ class GanSteps:
 
     def d_step(self, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """One D update (two when ``separate``); returns the loss, D(x) and D(G(z))."""
-        fake, d, loss_fn = fake.detach(), self.nets.d_train, self.loss
+        fake, d, loss_fn, aug = fake.detach(), self.nets.d_train, self.loss, self.aug
         if self.separate:
             with self.autocast():
-                f = d(fake)
+                f = d(aug(fake))
             self._update_d(loss_f := loss_fn.d_loss_fake(f))
             with self.autocast():
-                r = d(real)
+                r = d(aug(real))
             self._update_d(loss_r := loss_fn.d_loss_real(r))
             loss = loss_f + loss_r
         else:
             with self.autocast():
-                r, f = d(real), d(fake)
+                r, f = d(aug(real)), d(aug(fake))
             loss = loss_fn.d_loss(r, f)
             if loss_fn.gradient_penalty:  # fp32: the penalty differentiates through D twice
                 loss = loss + self.gp_weight * gradient_penalty(
@@ -66,7 +69,7 @@ class GanSteps:
         D = self.nets.D
         D.requires_grad_(False)
         with self.autocast():
-            loss = self.loss.g_loss(self.nets.d_for_g(fake))
+            loss = self.loss.g_loss(self.nets.d_for_g(self.aug(fake)))
         self.nets.opt_g.zero_grad(set_to_none=True)
         loss.backward()
         self.nets.opt_g.step()
