@@ -49,6 +49,8 @@ RECIPES = {  # name -> params overrides on top of params.yaml
     "spectral": {"model.d_norm": "spectral"},
     "ttur": {"train.lr_d": 0.0004, "train.lr_g": 0.0001},
     "diffaug": {"train.augment": "translation,cutout"},
+    "lr5e-4": {"train.lr_g": 0.0005, "train.lr_d": 0.0005},
+    "ema-0.99": {"train.ema": 0.99, "train.ema_start": 0},
     "diffaug-ema": {"train.augment": "translation,cutout", "train.ema": 0.999,
                     "train.ema_start": 500},
 }

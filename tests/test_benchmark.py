@@ -24,3 +24,20 @@ def test_benchmark_smoke_run_writes_its_table_and_json(tmp_path):
         assert row["ours_images_per_s"] > 0 and row["reference_images_per_s"] > 0
     assert result["evaluation"]["seconds"] > 0 and result["peak_gpu_memory_gib"] is None
     assert result["overrides"] == {"train.channels_last": False}
+
+
+@pytest.mark.slow
+def test_recipe_benchmark_smoke_run(tmp_path, shared_data):
+    """benchmarks/recipes.py at a tiny size on the real mnist-5k sample: one row per recipe
+    and loss, plus the real-data floor, in the table and the JSON."""
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks/recipes.py"), "--tiny",
+                           "--steps", "10", "--recipes", "baseline,ema", "--losses", "bce,hinge",
+                           "--out", str(tmp_path)], capture_output=True, text=True, check=True)
+    assert "recipe | loss" in proc.stdout
+    (result,) = [json.loads(p.read_text()) for p in tmp_path.glob("recipes-cpu-*.json")]
+    rows = result["rows"]
+    assert [(r["recipe"], r["loss"]) for r in rows[1:]] == [
+        ("baseline", "bce"), ("baseline", "hinge"), ("ema", "bce"), ("ema", "hinge")]
+    assert rows[0]["recipe"].startswith("floor") and all(r["G_steps"] >= 10 for r in rows[1:])
+    for row in rows:
+        assert 1.0 <= row["IS"] <= 10.0 and row["FD"] >= 0 and sum(row["counts"]) == 2500
