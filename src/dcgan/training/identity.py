@@ -32,6 +32,7 @@ NOT_MATHS = (  # dcgan modules the covered ones import that cannot change a run'
     "dcgan.atomic", "dcgan.checkpoint", "dcgan.config", "dcgan.data.prepared",
     "dcgan.device", "dcgan.distributed", "dcgan.errors", "dcgan.history", "dcgan.images",
     "dcgan.training.hooks", "dcgan.training.identity", "dcgan.training.outputs",
+    "dcgan.training.workdir",
 )
 
 

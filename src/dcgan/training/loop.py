@@ -110,6 +110,8 @@ class Trainer:
         if self.world.main:
             self.workdir.mkdir(parents=True, exist_ok=True)
         resumed = state.resume(self)
+        for hook in self.hooks if self.world.main else ():
+            hook.before_run(self)
         while self.epoch < self.epochs:
             start = time.perf_counter()
             stats = self.train_epoch()
