@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 import os
 import signal
+import socket
 import subprocess
+import sys
 import time
 
 import pytest
@@ -239,3 +241,52 @@ def test_outputs_hold_only_the_grids_of_the_epochs_trained(tmp_path, prepared):
     trainer.run()
     trainer.write_outputs(tmp_path / "out")
     assert sorted(p.name for p in (tmp_path / "out/grids").iterdir()) == ["epoch_001.png"]
+
+
+def _train_stage(tmp_path, prepared, monkeypatch, overrides):
+    """The train stage's ``__main__`` in this process; returns its exit code."""
+    import runpy
+    import sys
+
+    params = write_params(tmp_path, {**TINY, **overrides})
+    monkeypatch.setattr(sys, "argv", ["train", "--params", str(params), "--data", str(prepared),
+                                      "--workdir", str(tmp_path / "work"), "--out",
+                                      str(tmp_path / "out"), "--metrics", str(tmp_path / "m.json")])
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_path(str(REPO / "stages/train.py"), run_name="__main__")
+    return exit_.value.code
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"evaluate.inception": True, "evaluate.inception_weights": "missing.pth"},
+     "error: InceptionV3 weights missing.pth could not be loaded (FileNotFoundError"),
+    ({"evaluate.num_samples": 3}, "error: evaluation would compare real sets of 3 image(s), but "
+                                  "needs 4 per set"),
+])
+def test_what_evaluation_needs_is_checked_before_training(tmp_path, prepared, monkeypatch, capsys,
+                                                          overrides, message):
+    """Missing InceptionV3 weights used to show up only after training."""
+    assert _train_stage(tmp_path, prepared, monkeypatch, overrides) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(message)
+    assert not list((tmp_path / "work").glob("*/last.pt")) and not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow  # a second process holds the lock
+def test_a_trainer_started_beside_a_running_one_exits_with_one_line(tmp_path, prepared):
+    hold = ("import sys, time\nfrom dcgan.training import workdir\n"
+            "with workdir.locked(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(120)\n")
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(tmp_path / "work")],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        params = write_params(tmp_path, TINY)
+        proc = subprocess.run(stage_cmd(tmp_path, params, prepared), capture_output=True, text=True)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [
+        f"error: another training process (pid {holder.pid} on {socket.gethostname()}) is using "
+        f"{tmp_path / 'work'}: wait for it to finish or stop it, then rerun"]
+    assert not (tmp_path / "out").exists()

@@ -134,8 +134,8 @@ def open_repaired(uri: str, open_store: Callable[[], T]) -> tuple[T, str | None]
         reason = cause(err)
     _forget_engine(db)
     moved = move_aside(db)
-    note = (f"the MLflow store {db} was left half-created by a killed process ({reason}); "
-            f"moved it to {moved} and created a new one")
+    note = (f"the MLflow store {db} is half-created or broken ({reason}; a process killed "
+            f"while creating it leaves it so); moved it to {moved} and created a new one")
     return open_store(), note
 
 

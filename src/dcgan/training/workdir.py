@@ -2,8 +2,9 @@
 
 ``last.pt`` is the newest full state and ``prev.pt`` the one before it, so a ``last.pt``
 that cannot be read (a truncated copy, a bad sector) costs one epoch, not the run. The
-folder above the run folders holds a lock: a second trainer there (an orphan of a killed
-``dvc``, plus a rerun) stops with one line instead of writing the same files.
+folder of run folders (``--workdir``) is locked while a trainer uses it: a second one (an
+orphan of a killed ``dvc``, plus a rerun) stops with one line instead of writing the same
+files.
 """
 
 from __future__ import annotations
@@ -98,7 +99,8 @@ def _owner(path: Path) -> str:
 
 @contextlib.contextmanager
 def locked(root: str | Path, main: bool = True) -> Iterator[bool]:
-    """Hold ``<root>/.lock`` while training; yields True in the process that took it.
+    """Hold ``.<root name>.lock`` (beside ``root``) while training; yields True in the
+    process that took it.
 
     Processes started under it (``LOCK_ENV`` names the root) and ranks other than 0 share
     the holder's lock. The lock is the kernel's (flock): a killed holder releases it.
@@ -111,7 +113,9 @@ def locked(root: str | Path, main: bool = True) -> Iterator[bool]:
         yield False
         return
     root.mkdir(parents=True, exist_ok=True)
-    lock, owner = FileLock(root / ".lock", timeout=0), root / ".lock.owner"
+    # Beside the folder, not in it: the folder holds run folders only.
+    lock = FileLock(root.with_name(f".{root.name}.lock"), timeout=0)
+    owner = root.with_name(f".{root.name}.lock.owner")
     try:
         lock.acquire()
     except Timeout:
