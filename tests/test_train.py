@@ -178,7 +178,7 @@ def test_full_disk_is_one_line_naming_the_folder_and_the_size(tmp_path, prepared
         trainer.run()
     message = str(err.value)
     assert f"no space left on the device of {trainer.workdir} for last.pt.new (needs " in message
-    assert "MB free): free some space there and rerun" in message and "\n" not in message
+    assert " free): free some space there and rerun" in message and "\n" not in message
     assert [p.name for p in trainer.workdir.iterdir() if p.name.startswith(".")] == []
 
 

@@ -25,17 +25,20 @@ class DiskFull(UserError):
     """No space (or quota) left for an output: names the folder and the space needed."""
 
 
-def _megabytes(n: int) -> str:
-    return f"{n / 1e6:.1f} MB"
+def _size(n: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"
 
 
 def disk_full(path: Path, needed: int | None = None) -> DiskFull:
     """The one-line error for ``path`` that did not fit on its disk."""
     folder = path.parent
     free = shutil.disk_usage(folder).free if folder.exists() else 0
-    need = f"needs {_megabytes(needed)}, " if needed is not None else ""
+    need = f"needs {_size(needed)}, " if needed is not None else ""
     return DiskFull(f"no space left on the device of {folder} for {path.name} ({need}"
-                    f"{_megabytes(free)} free): free some space there and rerun")
+                    f"{_size(free)} free): free some space there and rerun")
 
 
 def _no_space(err: BaseException) -> bool:

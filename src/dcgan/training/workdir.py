@@ -36,9 +36,12 @@ def save(folder: Path, state: dict[str, Any]) -> None:
     """Write ``state`` as ``last.pt``, the previous ``last.pt`` becoming ``prev.pt``.
 
     The new file is complete on disk before either name moves, so a kill at any point
-    leaves at least one whole checkpoint.
+    leaves at least one whole checkpoint; the old ``prev.pt`` goes first, so the disk holds
+    at most two checkpoints at a time, as with one checkpoint and its temp copy.
     """
     last, new = folder / LAST, folder / f"{LAST}.new"
+    if last.is_file():
+        (folder / PREV).unlink(missing_ok=True)
     checkpoint.save(new, state)
     if last.is_file():
         os.replace(last, folder / PREV)
