@@ -85,10 +85,11 @@ def _flat_folder(root, n=40):
 
 @pytest.mark.slow  # six stage processes
 def test_flat_folder_trains_evaluates_and_reports(tmp_path):
-    """A flat, unlabelled folder (advertised in the README) through every stage."""
-    src = _flat_folder(tmp_path / "flat")
+    """A flat, unlabelled folder (advertised in the README) through every stage; fewer images
+    than a batch, too."""
+    src = _flat_folder(tmp_path / "flat", n=24)
     params = write_params(tmp_path, {**TINY, "dataset": f"folder:{src}", "preprocess.image_size": 16,
-                                     "train.eval_every": 1})
+                                     "train.eval_every": 1, "train.batch_size": 32})
     env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}",
                OMP_NUM_THREADS="1")
     d, p = tmp_path / "data", ["--params", str(params)]
@@ -103,11 +104,15 @@ def test_flat_folder_trains_evaluates_and_reports(tmp_path):
         ("report", ["--data", d / "prepared", "--train", d / "train", "--train-metrics",
                     d / "train.json", "--eval", d / "eval.json", "--out", d / "report"]),
     ]
+    said = {}
     for stage, argv in stages:
         proc = subprocess.run([sys.executable, str(REPO / "stages" / f"{stage}.py"), *p, *map(str, argv)],
                               env=env, capture_output=True, text=True, cwd=tmp_path)
         assert proc.returncode == 0, f"{stage}: {proc.stderr[-2000:]}"
         assert "warning" not in proc.stderr, f"{stage}: {proc.stderr[-2000:]}"
+        said[stage] = proc.stdout
+    assert ("train: 24 training images, fewer than train.batch_size 32: each epoch is one batch "
+            "of 24") in said["train"]
     scores = json.loads((d / "eval.json").read_text())
     assert "no labels" in scores["notes"][0]
     for row in ("generator", "floor", "noise", "best"):
