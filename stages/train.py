@@ -16,13 +16,13 @@ from dcgan import atomic, checkpoint, distributed
 from dcgan.batches import plan_batches
 from dcgan.classifier import DomainClassifier
 from dcgan.config import Params, load_params
-from dcgan.data.prepared import load_meta, load_split
+from dcgan.data.prepared import check_scorable, load_meta, load_split
 from dcgan.device import resolve_device
 from dcgan.errors import UserError, run_stage
 from dcgan.evaluate import fd_scorer, take
 from dcgan.tracking import MlflowLogger
 from dcgan.tracking.hook import LogEpochs
-from dcgan.training import BestGenerator, Hook, Trainer, run_id, standard
+from dcgan.training import BestGenerator, Hook, Trainer, run_id, standard, workdir
 from dcgan.training.ema import EmaGenerator
 
 
@@ -41,6 +41,18 @@ def best_generator(params: Params, classifier: Path, data: str) -> list[Hook]:
     rule = (f"lowest classifier-space Fréchet distance on {t.eval_samples} samples, "
             f"checked every {t.eval_every} epoch(s) and at the end")
     return [BestGenerator(scorer, "eval_fd", rule, t.eval_every)]
+
+
+def preflight(params: Params, args: argparse.Namespace) -> None:
+    """What would fail only after training, checked before it: the evaluation sets' sizes
+    and the InceptionV3 weights. Reads ``evaluate:`` params without depending on them in
+    dvc.yaml: they change no training output, only whether the later stage can run."""
+    e = params.evaluate
+    check_scorable(load_meta(args.data), e.num_samples, e.pr_k)
+    if e.inception:
+        from dcgan.inception import check_weights
+
+        check_weights(e.inception_weights)
 
 
 def resume_hint(params: Params, args: argparse.Namespace) -> str:
@@ -76,8 +88,12 @@ def train(params: Params, args: argparse.Namespace, world: distributed.World) ->
     if not world.main:
         trainer.run()
         return
-    logger = MlflowLogger(trainer.workdir, params, trainer.meta)
-    logger.start()
+    for leftover in (args.out, args.metrics):  # of a run killed while writing them
+        atomic.remove_leftovers(leftover)
+    if trainer.batch_size < params.train.batch_size:
+        print(f"train: {len(trainer.data)} training images, fewer than train.batch_size "
+              f"{params.train.batch_size}: each epoch is one batch of {trainer.batch_size}")
+    logger = MlflowLogger(trainer.workdir, params, trainer.meta)  # opened by LogEpochs
     try:
         trainer.run([*standard(*extra), LogEpochs(logger)])
         metrics = trainer.write_outputs(args.out)
@@ -108,14 +124,18 @@ def main() -> None:
     parser.add_argument("--metrics", default="metrics/train.json")
     args = parser.parse_args()
     params = load_params(args.params)
-    if params.train.nproc > 1 and not distributed.launched():
-        launch(params, args)
-        return
     world = distributed.world_from_env()
-    try:
-        train(params, args, world)
-    finally:
-        distributed.close()
+    # One trainer per checkpoint folder: the lock's holder checks, launches or trains.
+    with workdir.locked(args.workdir, world.main) as holder:
+        if holder:
+            preflight(params, args)
+        if params.train.nproc > 1 and not distributed.launched():
+            launch(params, args)
+            return
+        try:
+            train(params, args, world)
+        finally:
+            distributed.close()
 
 
 if __name__ == "__main__":

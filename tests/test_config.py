@@ -32,6 +32,8 @@ def test_repo_params_load():
     ({"seed": -1}, "seed: must be >= 0"),
     ({"preprocess.channels": 2}, "preprocess.channels: unknown value 2; allowed: 1, 3"),
     ({"preprocess.max_images": 0}, "preprocess.max_images: must be >= 1"),
+    ({"preprocess.image_size": 48}, "preprocess.image_size: unsupported value 48; the DCGAN "
+                                    "supports 28 or a power of two from 16 to 256"),
     ({"preprocess.colour": 3}, "preprocess.colour: unknown key; allowed in preprocess: "
                                "image_size, channels, max_images"),
     ({"epochz": 3}, "epochz: unknown key; allowed in params:"),
@@ -79,3 +81,45 @@ def test_config_choices_match_the_library():
 
     assert config.LOSS_NAMES == losses.LOSSES
     assert config.ACTIVATIONS == models.ACTIVATIONS and config.D_NORMS == models.D_NORMS
+
+
+def test_config_image_sizes_match_the_models():
+    """config.py checks image sizes without torch; the DCGAN must accept exactly the same."""
+    from dcgan import config, models
+
+    def accepts(check, size):
+        try:
+            check(size)
+        except ValueError:
+            return False
+        return True
+
+    for size in range(0, 300):
+        assert accepts(config.check_image_size, size) == accepts(models.check_image_size, size), size
+    assert config.IMAGE_SIZES == models.supported_sizes()
+
+
+@pytest.mark.parametrize("stage", ["download", "preprocess"])
+def test_unsupported_image_size_stops_the_data_stages_before_any_work(tmp_path, monkeypatch,
+                                                                      capsys, stage):
+    """image_size 48 used to cost a download, a preprocess and a classifier before train died."""
+    import runpy
+
+    from dcgan.data import download, prepare
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("work started")
+
+    monkeypatch.setattr(download, "download", no_work)
+    monkeypatch.setattr(prepare, "preprocess", no_work)
+    data = yaml.safe_load(PARAMS.read_text())
+    data["preprocess"]["image_size"] = 48
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(data))
+    monkeypatch.setattr(sys, "argv", [stage, "--params", str(tmp_path / "params.yaml"),
+                                      "--out", str(tmp_path / "out")])
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_path(str(REPO / "stages" / f"{stage}.py"), run_name="__main__")
+    assert exit_.value.code == 2 and not (tmp_path / "out").exists()
+    assert capsys.readouterr().err.splitlines() == [
+        "error: params.yaml: preprocess.image_size: unsupported value 48; the DCGAN supports 28 or "
+        "a power of two from 16 to 256 (null: 28 for IDX sources, 64 for image folders)"]

@@ -144,3 +144,24 @@ def test_full_pipeline_then_exp_run_with_other_loss(tmp_path):
         assert f"Running stage '{stage}'" not in out
     diff = dvc(repo, "metrics", "diff", "--md")
     assert "metrics/eval.json" in diff and "generator.classifier.frechet_distance" in diff
+
+
+@pytest.mark.slow
+def test_a_fixed_local_source_is_read_again_by_the_next_repro(tmp_path):
+    """The error names the user's own file, and fixing it needs no `dvc repro -f`."""
+    repo = copy_repo(tmp_path / "repo")
+    folder = make_image_folder(tmp_path / "imgs", per_class=2)
+    broken = folder / "train" / "cat" / "broken.png"
+    broken.write_bytes(b"\x89PNG not really")
+    set_params(repo, dataset=f"folder:{folder}")
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    failed = subprocess.run([sys.executable, "-m", "dvc", "repro", "preprocess"], cwd=repo, env=env,
+                            capture_output=True, text=True)
+    assert failed.returncode != 0
+    assert f"error: {broken}: unreadable image" in failed.stdout + failed.stderr
+    assert not (repo / "data/raw").exists()
+    broken.unlink()  # the user fixes the source
+    out = dvc(repo, "repro", "preprocess")
+    assert "Running stage 'download'" in out and "Running stage 'preprocess'" in out
+    meta = yaml.safe_load((repo / "data/prepared/meta.json").read_text())
+    assert meta["splits"]["train"]["count"] == 4

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -68,14 +70,37 @@ def test_max_images_subset_is_deterministic_by_seed(tmp_path):
     assert a.shape[0] == 20 and torch.equal(a, b) and not torch.equal(a, c)
 
 
-def test_unreadable_image_named_and_no_output(tmp_path):
+def test_unreadable_image_in_a_local_source_is_named_there_before_any_copy(tmp_path):
+    """The download stage checks a local folder as preprocess will read it: the error names
+    the user's own file, nothing is written, and the fixed folder goes through."""
     src = make_image_folder(tmp_path / "src", per_class=2, splits=("train",))
-    (src / "train" / "cat" / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
+    broken = src / "train" / "cat" / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff not really a jpeg")
+    with pytest.raises(UserError, match=re.escape(str(broken)) + r": unreadable image.*dvc repro"):
+        download(parse_dataset(f"folder:{src}"), tmp_path / "raw")
+    assert not (tmp_path / "raw").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp left
+    broken.unlink()
+    assert _prepare(tmp_path, f"folder:{src}").is_dir()
+
+
+def test_unreadable_image_in_the_snapshot_named_and_no_output(tmp_path):
+    src = make_image_folder(tmp_path / "src", per_class=2, splits=("train",))
     download(parse_dataset(f"folder:{src}"), tmp_path / "raw")
-    with pytest.raises(UserError, match=r"broken\.jpg: unreadable image"):
+    (tmp_path / "raw/images/train/cat/cat_0.png").write_bytes(b"\x89PNG broken")
+    with pytest.raises(UserError, match=r"cat_0\.png: unreadable image"):
         preprocess(tmp_path / "raw", tmp_path / "prepared", 0)
     assert not (tmp_path / "prepared").exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp left
+
+
+def test_truncated_idx_source_is_named_at_download(tmp_path):
+    src = make_idx_dir(tmp_path / "idx", n=8)
+    images = src / "train-images-idx3-ubyte.gz"
+    images.write_bytes(images.read_bytes()[:40])
+    with pytest.raises(UserError, match=re.escape(str(images)) + r": corrupt or truncated gzip"):
+        download(parse_dataset(f"idx:{src}"), tmp_path / "raw")
+    assert not (tmp_path / "raw").exists()
 
 
 def test_shared_fashion_sample(tmp_path, shared_data):

@@ -1,14 +1,19 @@
-"""MLflow tracking from the train stage: a real store, and an unreachable one."""
+"""MLflow tracking from the train stage: a real store, an unreachable one, a broken one,
+and one MLflow run per training however its epochs change."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
+from dcgan import checkpoint
 from conftest import TINY, make_prepared, stage_cmd, write_params
 
 mlflow = pytest.importorskip("mlflow")
@@ -59,13 +64,44 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
+def _messages(stderr: str) -> list[str]:
+    """stderr without the progress bars: what a user reads."""
+    return [line for line in stderr.splitlines()
+            if line.strip() and "%|" not in line and "it/s" not in line]
+
+
 def test_unreachable_store_still_writes_outputs(tmp_path):
     uri = f"http://127.0.0.1:{_closed_port()}"
-    proc = _run_stage(tmp_path, {"MLFLOW_TRACKING_URI": uri, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"})
+    proc = _run_stage(tmp_path, {"MLFLOW_TRACKING_URI": uri})  # our retry bounds, not MLflow's
     assert proc.returncode == 0, proc.stderr
-    (line,) = [l for l in proc.stderr.splitlines() if l.startswith("warning:")]
-    assert f"MLflow at {uri} failed" in line and "not logged: the whole run (params, metrics, grids, model)" in line
+    (line,) = _messages(proc.stderr)
+    assert line.startswith(f"warning: MLflow at {uri} failed (Connection refused); not logged: "
+                           "the whole run (params, metrics, grids, model)")
+    assert line.endswith("start the tracking server or set MLFLOW_TRACKING_URI to one that answers "
+                         "(unset, runs go to the local sqlite store)")
     assert (tmp_path / "out/generator.pt").is_file() and (tmp_path / "train.json").is_file()
+
+
+def test_unreachable_server_gives_up_within_seconds(tmp_path, monkeypatch):
+    """MLflow's own defaults (7 retries, exponential backoff) waited ~4 minutes per run."""
+    from dcgan.config import load_params
+    from dcgan.tracking import MlflowLogger
+    from dcgan.tracking.store import HTTP_BOUNDS
+    from conftest import REPO
+
+    for name in HTTP_BOUNDS:
+        monkeypatch.delenv(name, raising=False)
+    uri = f"http://127.0.0.1:{_closed_port()}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    logger = MlflowLogger(tmp_path, load_params(REPO / "params.yaml", TINY), {"dataset": "x"})
+    began = time.monotonic()
+    logger.start()
+    logger.log_epoch(1, {"g_loss": 1.0}, None)
+    elapsed = time.monotonic() - began
+    assert elapsed < 10, f"gave up after {elapsed:.1f} s"
+    assert f"MLflow at {uri} failed (Connection refused)" in logger.problem()
+    for name, value in HTTP_BOUNDS.items():
+        assert os.environ[name] == value
 
 
 def test_two_runs_starting_together_on_a_new_store_are_both_logged(tmp_path):
@@ -84,3 +120,130 @@ def test_two_runs_starting_together_on_a_new_store_are_both_logged(tmp_path):
     client = mlflow.MlflowClient(uri)
     runs = client.search_runs([client.get_experiment_by_name("dcgan").experiment_id])
     assert sorted(r.info.run_name for r in runs) == ["bce-seed0", "bce-seed1"]
+
+
+def _runs(uri: str) -> list:
+    client = mlflow.MlflowClient(uri)
+    exp = client.get_experiment_by_name("dcgan")
+    runs = client.search_runs([exp.experiment_id], order_by=["attributes.start_time ASC"])
+    return [(r, [m.step for m in client.get_metric_history(r.info.run_id, "g_loss")]) for r in runs]
+
+
+def _train(tmp_path, prepared, uri, **overrides):
+    params = write_params(tmp_path / "params", {**TINY, **overrides})
+    env = dict(os.environ, MLFLOW_TRACKING_URI=uri, OMP_NUM_THREADS="1")
+    proc = subprocess.run(stage_cmd(tmp_path, params, prepared), env=env, capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not _messages(proc.stderr), proc.stderr[-3000:]
+    return proc.stdout
+
+
+def test_epochs_raised_then_lowered_each_mlflow_run_holds_its_params_and_steps_once(tmp_path):
+    """2 epochs, raised to 3, lowered to 1: three runs, each with the params it ran with.
+
+    Raising used to reopen the 2-epoch run (its train.epochs param still said 2); lowering
+    used to overwrite the longer run's checkpoint and leave its later grids in the outputs.
+    """
+    prepared = make_prepared(tmp_path / "data", n=32)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    _train(tmp_path, prepared, uri, **{"train.epochs": 2})
+    assert "resuming" in _train(tmp_path, prepared, uri, **{"train.epochs": 3})
+    _train(tmp_path, prepared, uri, **{"train.epochs": 1})
+    (two, s2), (three, s3), (one, s1) = _runs(uri)
+    assert [r.data.params["train.epochs"] for r in (two, three, one)] == ["2", "3", "1"]
+    assert (s2, s3, s1) == ([1, 2], [1, 2, 3], [1])
+    assert three.data.tags["dcgan.extends"] == two.info.run_id and "dcgan.extends" not in one.data.tags
+    assert all(r.info.status == "FINISHED" for r in (two, three, one))
+    client = mlflow.MlflowClient(uri)
+    copied = {m.step: m.value for m in client.get_metric_history(three.info.run_id, "d_loss")}
+    first = {m.step: m.value for m in client.get_metric_history(two.info.run_id, "d_loss")}
+    assert copied[1] == first[1] and copied[2] == first[2]  # the history it continues, as logged
+    images = {a.path for a in client.list_artifacts(three.info.run_id, "images")}
+    assert len(images) >= 3  # the per-epoch grids of epochs 1-2 came along
+    (folder,) = (tmp_path / "work").iterdir()
+    assert checkpoint.load(folder / "last.pt")["epoch"] == 3  # the longer run, untouched
+    assert sorted(p.name for p in (tmp_path / "out/grids").iterdir()) == ["epoch_001.png"]
+    # The 3-epoch training again (outputs lost, say): its run is reopened, nothing repeats.
+    _train(tmp_path, prepared, uri, **{"train.epochs": 3})
+    assert [steps for _, steps in _runs(uri)] == [[1, 2], [1, 2, 3], [1]]
+
+
+def test_killed_run_resumes_in_the_same_mlflow_run(tmp_path):
+    prepared = make_prepared(tmp_path / "data", n=512)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    overrides = {**TINY, "model.ngf": 16, "model.ndf": 16, "train.epochs": 3}
+    params = write_params(tmp_path / "params", overrides)
+    env = dict(os.environ, MLFLOW_TRACKING_URI=uri, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen(stage_cmd(tmp_path, params, prepared), env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not list((tmp_path / "work").glob("*/last.pt")) and time.monotonic() < deadline:
+        assert proc.poll() is None, "training ended before it could be killed"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert "resuming" in _train(tmp_path, prepared, uri, **{k: v for k, v in overrides.items()})
+    ((run, steps),) = _runs(uri)
+    assert steps == [1, 2, 3] and run.info.status == "FINISHED"
+    assert run.data.params["train.epochs"] == "3" and "dcgan.extends" not in run.data.tags
+
+
+def test_replaced_store_starts_a_new_run_with_the_whole_history(tmp_path):
+    prepared = make_prepared(tmp_path / "data", n=32)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    _train(tmp_path, prepared, uri, **{"train.epochs": 1})
+    (tmp_path / "mlflow.db").rename(tmp_path / "elsewhere.db")  # replaced by a fresh store
+    out = _train(tmp_path, prepared, uri, **{"train.epochs": 2})
+    assert "whose store was replaced; starting a new run" in out
+    ((run, steps),) = _runs(uri)
+    assert steps == [1, 2] and run.data.params["train.epochs"] == "2"
+
+
+_CREATE = ("import sys, mlflow; mlflow.set_tracking_uri(f'sqlite:///{sys.argv[1]}'); "
+           "mlflow.get_experiment_by_name('dcgan')")
+
+
+def test_store_left_half_created_by_a_kill_is_moved_aside_and_recreated(tmp_path):
+    """A SIGKILL while the first run created mlflow.db broke every later run ("table ...
+    already exists") and they logged nothing, silently."""
+    db, probe = tmp_path / "mlflow.db", tmp_path / "probe.db"
+    for delay in (1.0, 1.5, 2.0, 0.7, 2.5, 3.0, 0.4):  # kill somewhere inside the migrations
+        db.unlink(missing_ok=True)
+        proc = subprocess.Popen([sys.executable, "-c", _CREATE, str(db)])
+        while not db.exists() and proc.poll() is None:
+            time.sleep(0.005)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        if not db.exists():
+            continue
+        shutil.copyfile(db, probe)  # does MLflow itself still open it?
+        opened = subprocess.run([sys.executable, "-c", _CREATE, str(probe)], capture_output=True,
+                                text=True)
+        if opened.returncode and "already exists" in opened.stderr:
+            break
+    else:
+        pytest.skip("no kill left the store half-created")
+    before = db.read_bytes()
+    prepared = make_prepared(tmp_path / "data", n=32)
+    out = _train(tmp_path, prepared, f"sqlite:///{db}")
+    (note,) = [line for line in out.splitlines() if "half-created or broken" in line]
+    moved = tmp_path / note.split("moved it to ")[1].split(" and created")[0]
+    assert moved.read_bytes() == before  # set aside as it was, not deleted
+    ((run, steps),) = _runs(f"sqlite:///{db}")
+    assert steps == [1, 2] and run.info.status == "FINISHED"
+
+
+def test_read_only_store_is_one_line_naming_the_cause(tmp_path):
+    subprocess.run([sys.executable, "-c", _CREATE, str(tmp_path / "ro.db")], check=True,
+                   capture_output=True)
+    uri = f"sqlite:///file:{tmp_path / 'ro.db'}?mode=ro&uri=true"  # read-only even for root
+    proc = _run_stage(tmp_path, {"MLFLOW_TRACKING_URI": uri})
+    assert proc.returncode == 0, proc.stderr
+    lines = _messages(proc.stderr)
+    assert len(lines) == 1, proc.stderr  # used to be ~100 lines of traceback
+    line = lines[0]
+    assert "(OperationalError: attempt to write a readonly database)" in line
+    assert line.endswith(f"make {tmp_path / 'ro.db'} and its folder writable, or set "
+                         "MLFLOW_TRACKING_URI to another store")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 import os
 import signal
+import socket
 import subprocess
+import sys
 import time
 
 import pytest
@@ -122,3 +124,169 @@ def test_compiled_training_follows_eager(tmp_path, prepared):
         runs[mode] = torch.cat([p.detach().flatten() for p in trainer.G.parameters()]) - init
     assert runs[None].norm() > 0
     assert torch.nn.functional.cosine_similarity(runs[None], runs["default"], dim=0) > 0.99
+
+
+def _weights(trainer):
+    return [t.clone() for t in (*trainer.G.state_dict().values(), *trainer.D.state_dict().values())]
+
+
+def test_truncated_last_falls_back_to_prev_and_ends_bit_identical(tmp_path, prepared, capsys):
+    straight = Trainer(_params(**{"train.epochs": 3}), prepared, tmp_path / "a")
+    straight.run()
+    trainer = Trainer(_params(), prepared, tmp_path / "b")
+    trainer.run()
+    last = trainer.workdir / "last.pt"
+    assert checkpoint.load(trainer.workdir / "prev.pt")["epoch"] == 1
+    last.write_bytes(last.read_bytes()[:1000])  # a copy cut short
+    capsys.readouterr()
+    resumed = Trainer(_params(**{"train.epochs": 3}), prepared, tmp_path / "b")
+    assert resumed.run() is True
+    out = capsys.readouterr().out
+    assert f"{last} is unreadable" in out and "resuming from prev.pt (epoch 1)" in out
+    assert (trainer.workdir / "last.pt.unreadable").is_file()  # kept, not deleted
+    assert all(torch.equal(a, b) for a, b in zip(_weights(straight), _weights(resumed)))
+
+
+def test_no_readable_checkpoint_trains_afresh_with_one_line(tmp_path, prepared, capsys):
+    trainer = Trainer(_params(), prepared, tmp_path)
+    trainer.run()
+    for name in ("last.pt", "prev.pt"):
+        (trainer.workdir / name).write_bytes(b"")
+    capsys.readouterr()
+    again = Trainer(_params(), prepared, tmp_path)
+    assert again.run() is False and again.epoch == 2
+    assert "cannot be read either" in capsys.readouterr().out
+    assert checkpoint.load(again.workdir / "last.pt")["epoch"] == 2
+
+
+def test_full_disk_is_one_line_naming_the_folder_and_the_size(tmp_path, prepared, monkeypatch):
+    import errno
+    import pathlib
+
+    from dcgan.atomic import DiskFull
+
+    real = pathlib.Path.write_bytes
+
+    def full(self, data):
+        if "last.pt" in self.name:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, data)
+
+    monkeypatch.setattr(pathlib.Path, "write_bytes", full)
+    trainer = Trainer(_params(), prepared, tmp_path)
+    with pytest.raises(DiskFull) as err:
+        trainer.run()
+    message = str(err.value)
+    assert f"no space left on the device of {trainer.workdir} for last.pt.new (needs " in message
+    assert " free): free some space there and rerun" in message and "\n" not in message
+    assert [p.name for p in trainer.workdir.iterdir() if p.name.startswith(".")] == []
+
+
+def test_leftover_temp_files_are_removed_on_start(tmp_path, prepared):
+    from dcgan import atomic
+
+    trainer = Trainer(_params(**{"train.epochs": 1}), prepared, tmp_path / "work")
+    (trainer.workdir / "grids").mkdir(parents=True)
+    stale = [trainer.workdir / ".last.pt.new.abc123.tmp", trainer.workdir / "last.pt.new",
+             trainer.workdir / "grids" / ".epoch_001.png.x1y2.tmp"]
+    for path in stale:
+        path.write_bytes(b"half")
+    trainer.run()
+    assert not any(p.exists() for p in stale)
+    out = tmp_path / "out"
+    (tmp_path / ".out.k3j4.tmp").mkdir()
+    (tmp_path / ".out.k3j4.old").mkdir()
+    (tmp_path / ".other.k3j4.tmp").mkdir()  # another output's: not ours to remove
+    removed = atomic.remove_leftovers(out)
+    assert sorted(p.name for p in removed) == [".out.k3j4.old", ".out.k3j4.tmp"]
+    assert (tmp_path / ".other.k3j4.tmp").is_dir()
+
+
+def test_a_second_trainer_on_the_folder_is_stopped_with_one_line(tmp_path, monkeypatch):
+    from dcgan.errors import UserError
+    from dcgan.training import workdir
+
+    with workdir.locked(tmp_path / "work") as holder:
+        assert holder
+        monkeypatch.delenv(workdir.LOCK_ENV)  # as seen from another process
+        with pytest.raises(UserError, match=rf"another training process \(pid {os.getpid()} on .+\)"
+                           rf" is using {tmp_path / 'work'}: wait for it"):
+            with workdir.locked(tmp_path / "work"):
+                pass
+    with workdir.locked(tmp_path / "work") as holder:  # released: free again
+        assert holder
+
+
+def test_shorter_rerun_keeps_the_longer_run_whole(tmp_path, prepared, capsys):
+    longer = Trainer(_params(), prepared, tmp_path / "work")
+    longer.run()
+    folder = longer.workdir
+    shorter = Trainer(_params(**{"train.epochs": 1}), prepared, tmp_path / "work")
+    shorter.run()
+    assert shorter.workdir == folder / "epochs-1" and "holds a longer run (epoch 2), kept" in capsys.readouterr().out
+    assert checkpoint.load(folder / "last.pt")["epoch"] == 2  # the longer run's, untouched
+    shorter.write_outputs(tmp_path / "out")
+    assert sorted(p.name for p in (tmp_path / "out/grids").iterdir()) == ["epoch_001.png"]
+    extended = Trainer(_params(**{"train.epochs": 3}), prepared, tmp_path / "work")
+    assert extended.run() is True and extended.workdir == folder  # goes on from epoch 2
+    once = Trainer(_params(**{"train.epochs": 3}), prepared, tmp_path / "straight")
+    once.run()
+    assert all(torch.equal(a, b) for a, b in zip(_weights(extended), _weights(once)))
+
+
+def test_outputs_hold_only_the_grids_of_the_epochs_trained(tmp_path, prepared):
+    trainer = Trainer(_params(**{"train.epochs": 1}), prepared, tmp_path / "work")
+    (trainer.workdir / "grids").mkdir(parents=True)
+    (trainer.workdir / "grids/epoch_002.png").write_bytes(b"a longer run's frame")
+    trainer.run()
+    trainer.write_outputs(tmp_path / "out")
+    assert sorted(p.name for p in (tmp_path / "out/grids").iterdir()) == ["epoch_001.png"]
+
+
+def _train_stage(tmp_path, prepared, monkeypatch, overrides):
+    """The train stage's ``__main__`` in this process; returns its exit code."""
+    import runpy
+    import sys
+
+    params = write_params(tmp_path, {**TINY, **overrides})
+    monkeypatch.setattr(sys, "argv", ["train", "--params", str(params), "--data", str(prepared),
+                                      "--workdir", str(tmp_path / "work"), "--out",
+                                      str(tmp_path / "out"), "--metrics", str(tmp_path / "m.json")])
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_path(str(REPO / "stages/train.py"), run_name="__main__")
+    return exit_.value.code
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"evaluate.inception": True, "evaluate.inception_weights": "missing.pth"},
+     "error: InceptionV3 weights missing.pth could not be loaded (FileNotFoundError"),
+    ({"evaluate.num_samples": 3}, "error: evaluation would compare real sets of 3 image(s), but "
+                                  "needs 4 per set"),
+])
+def test_what_evaluation_needs_is_checked_before_training(tmp_path, prepared, monkeypatch, capsys,
+                                                          overrides, message):
+    """Missing InceptionV3 weights used to show up only after training."""
+    assert _train_stage(tmp_path, prepared, monkeypatch, overrides) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(message)
+    assert not list((tmp_path / "work").glob("*/last.pt")) and not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow  # a second process holds the lock
+def test_a_trainer_started_beside_a_running_one_exits_with_one_line(tmp_path, prepared):
+    hold = ("import sys, time\nfrom dcgan.training import workdir\n"
+            "with workdir.locked(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(120)\n")
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(tmp_path / "work")],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        params = write_params(tmp_path, TINY)
+        proc = subprocess.run(stage_cmd(tmp_path, params, prepared), capture_output=True, text=True)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [
+        f"error: another training process (pid {holder.pid} on {socket.gethostname()}) is using "
+        f"{tmp_path / 'work'}: wait for it to finish or stop it, then rerun"]
+    assert not (tmp_path / "out").exists()

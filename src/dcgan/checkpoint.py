@@ -6,6 +6,7 @@ A checkpoint holds only tensors, numbers, strings and containers of them, so it 
 
 from __future__ import annotations
 
+import io
 import random
 from pathlib import Path
 from typing import Any
@@ -42,8 +43,14 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save(path: str | Path, state: dict[str, Any]) -> None:
-    """Write ``state`` atomically: a crash mid-write leaves the previous checkpoint intact."""
-    atomic.save_with(path, lambda tmp: torch.save(state, tmp))
+    """Write ``state`` atomically: a crash mid-write leaves the previous checkpoint intact.
+
+    Serialised in memory first, so a full disk is an OSError that names the size needed
+    (``torch.save`` to a file says only "unexpected pos ...").
+    """
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    atomic.write_bytes(path, buffer.getbuffer())
 
 
 def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

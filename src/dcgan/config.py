@@ -44,6 +44,19 @@ def check_decay(value: float) -> None:
         raise ValueError(f"must be between 0 and 1 (exclusive), e.g. 0.999; got {value!r}")
 
 
+# The DCGAN's resolution schedule (dcgan.models.supported_sizes), kept here without torch;
+# tests/test_config.py checks that both accept the same sizes.
+IMAGE_SIZES = "28 or a power of two from 16 to 256"
+
+
+def check_image_size(value: int) -> None:
+    """Accept the image sizes the DCGAN can build, before any stage preprocesses a thing."""
+    if value == 28 or (16 <= value <= 256 and value & (value - 1) == 0):
+        return
+    raise ValueError(f"unsupported value {value!r}; the DCGAN supports {IMAGE_SIZES} "
+                     "(null: 28 for IDX sources, 64 for image folders)")
+
+
 def _rule(*, choices: tuple = (), minimum: float | None = None,
           check: Callable[[Any], Any] | None = None) -> Any:
     """A dataclass field (no default: defaults live in params.yaml) with validation rules."""
@@ -63,7 +76,7 @@ class DownloadParams:
 class PreprocessParams:
     """``preprocess:`` stage params."""
 
-    image_size: Optional[int] = _rule(minimum=8)  # null: 28 for IDX, 64 for image folders
+    image_size: Optional[int] = _rule(check=check_image_size)  # null: 28 IDX, 64 image folders
     channels: Optional[int] = _rule(choices=(1, 3))  # null: 1 for IDX, 3 for image folders
     max_images: Optional[int] = _rule(minimum=1)  # null: all; else a seeded subset of train
 

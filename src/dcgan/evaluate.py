@@ -28,6 +28,7 @@ class Settings:
     pr_k: int
     batch_size: int
     seed: int
+    labelled: bool = True  # False: the classifier is untrained (no labels), skip class scores
 
 
 @torch.no_grad()
@@ -55,21 +56,24 @@ def classifier_scores(model: DomainClassifier, candidate: torch.Tensor, referenc
 
     Inception-style score from the class probabilities; Fréchet distance, KID and
     precision/recall (k-NN manifolds) in the penultimate features; the predicted-class
-    histogram and the number of classes covered (mode collapse shows there).
+    histogram and the number of classes covered (mode collapse shows there). Without labels
+    (``s.labelled`` False) only the feature-space scores: the class ones would be noise.
     """
     cand = outputs(model, candidate, device, s.batch_size)
     ref = outputs(model, reference, device, s.batch_size)
-    is_mean, is_std = metrics.inception_score(cand.probs, s.is_splits)
     kid_mean, kid_std = metrics.kid(cand.features, ref.features, s.kid_subset_size, seed=s.seed)
-    counts = metrics.class_histogram(cand.probs, cand.probs.shape[1])
-    return {
-        "inception_score": {"mean": is_mean, "std": is_std},
+    scores = {
         "frechet_distance": metrics.frechet_distance_features(cand.features, ref.features),
         "kid": {"mean": kid_mean, "std": kid_std},
         **metrics.precision_recall(ref.features, cand.features, k=s.pr_k),
-        "classes_covered": metrics.classes_covered(counts),
-        "class_histogram": {str(i): c for i, c in enumerate(counts)},
     }
+    if not s.labelled:
+        return scores
+    is_mean, is_std = metrics.inception_score(cand.probs, s.is_splits)
+    counts = metrics.class_histogram(cand.probs, cand.probs.shape[1])
+    return {"inception_score": {"mean": is_mean, "std": is_std}, **scores,
+            "classes_covered": metrics.classes_covered(counts),
+            "class_histogram": {str(i): c for i, c in enumerate(counts)}}
 
 
 def take(images: torch.Tensor, n: int, seed: int) -> torch.Tensor:

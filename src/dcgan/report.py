@@ -108,9 +108,12 @@ def summary(title: str, train: dict[str, Any], scores: dict[str, Any]) -> str:
               "| row | IS | FD | KID | precision | recall | classes |", "|---|---|---|---|---|---|---|"]
     for row in rows:
         c = scores[row]["classifier"]
-        lines.append(f"| {row} | {c['inception_score']['mean']:.3g} ± {c['inception_score']['std']:.2g}"
-                     f" | {c['frechet_distance']:.4g} | {c['kid']['mean']:.3g} | {c['precision']:.3f}"
-                     f" | {c['recall']:.3f} | {c['classes_covered']} |")
+        iscore = c.get("inception_score")  # absent without labels (see the notes)
+        is_cell = f"{iscore['mean']:.3g} ± {iscore['std']:.2g}" if iscore else "–"
+        lines.append(f"| {row} | {is_cell} | {c['frechet_distance']:.4g} | {c['kid']['mean']:.3g}"
+                     f" | {c['precision']:.3f} | {c['recall']:.3f} | {c.get('classes_covered', '–')} |")
+    if scores.get("notes"):
+        lines += ["", *(f"Note: {note}." for note in scores["notes"])]
     if "best" in scores:
         lines += ["", f"Best checkpoint: epoch {scores['best']['epoch']} ({scores['best']['rule']})."]
     return "\n".join(lines) + "\n"

@@ -109,17 +109,25 @@ def _animal_faces(dest: Path, mirror: str | None) -> str:
 
 
 def _local(source: Source, dest: Path) -> str:
+    """Check the user's files as preprocess will read them (so errors name them), then copy."""
     src = paths.resolve(source.name)
     if not src.is_dir():
         raise UserError(f"dataset: {source.spec}: folder {src} not found; fix the path "
                         "(relative paths start at the repo root)")
+    try:
+        if source.format == "idx":
+            found = idx.idx_files(src).values()
+            for images, labels in found:
+                idx.read_split(images, labels)
+        else:
+            folder.check_source(src)
+    except UserError as err:
+        raise UserError(f"{err} (in dataset {source.spec}; `dvc repro` reads the fixed source "
+                        "again)") from None
     if source.format == "idx":
-        for images, labels in idx.idx_files(src).values():
-            for f in (images, labels):
-                if f is not None:
-                    shutil.copyfile(f, dest / f.name)
+        for f in (f for pair in found for f in pair if f is not None):
+            shutil.copyfile(f, dest / f.name)
         return "."
-    folder.list_images(folder.find_splits(src)["train"])  # fail early on an empty folder
     shutil.copytree(src, dest / "images", ignore=shutil.ignore_patterns(".*"))
     return "images"
 

@@ -70,14 +70,34 @@ def list_images(folder: Path, classes: list[str] | None = None) -> tuple[list[tu
     return items, classes
 
 
-def load_image(path: Path, size: int, channels: int) -> torch.Tensor:
-    """Decode ``path`` to uint8 (C, size, size): shorter side resized (antialiased), center-cropped."""
+def _decode(path: Path, mode: str) -> Image.Image:
     try:
         with Image.open(path) as img:
             img.load()
-            img = img.convert("RGB" if channels == 3 else "L")
+            return img.convert(mode)
     except (UnidentifiedImageError, OSError, ValueError) as err:
         raise UserError(f"{path}: unreadable image ({err}); remove or replace it") from None
+
+
+def check_source(root: Path) -> None:
+    """Every check preprocess makes, made on ``root`` itself: splits, classes, each image.
+
+    The download stage runs it on a local folder before copying it, so an error names the
+    user's own file, and the fixed folder is read again by the next ``dvc repro`` (a stage
+    that failed has nothing cached).
+    """
+    classes = None
+    for split, split_dir in find_splits(root).items():  # train first
+        items, found = list_images(split_dir, classes)
+        classes = found if classes is None else classes
+        for path, _ in tqdm(items, desc=f"check {split}", unit="img", leave=False):
+            if not any(part.startswith(".") for part in path.relative_to(root).parts):
+                _decode(path, "RGB")  # hidden files are not copied, so not read later
+
+
+def load_image(path: Path, size: int, channels: int) -> torch.Tensor:
+    """Decode ``path`` to uint8 (C, size, size): shorter side resized (antialiased), center-cropped."""
+    img = _decode(path, "RGB" if channels == 3 else "L")
     from torchvision.transforms.v2 import functional as TF
 
     x = TF.pil_to_tensor(img)

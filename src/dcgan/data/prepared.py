@@ -40,10 +40,45 @@ def permutation(n: int, seed: int) -> torch.Tensor:
 
 def hold_out(images: torch.Tensor, labels: torch.Tensor, seed: int):
     """For a set with no held-out split: ``(rest, held_out)``, each ``(images, labels)``, with
-    a seeded 10% held out."""
+    a seeded 10% held out (at least one image: below 10 images, 10% would be none)."""
+    if len(images) < 2:
+        raise UserError(f"{len(images)} labelled image(s): the domain classifier needs at least "
+                        "2 (one to train on, one to test on); add images")
+    count = max(1, len(images) // 10)
     perm = permutation(len(images), seed)
-    held, rest = perm[:len(images) // 10], perm[len(images) // 10:]
+    held, rest = perm[:count], perm[count:]
     return (images[rest], labels[rest]), (images[held], labels[held])
+
+
+def scored_set_size(meta: dict, num_samples: int) -> int:
+    """How many real images each of evaluation's two real sets (reference and floor) holds:
+    the held-out split against train, else two halves of train (``evaluate.real_sets``)."""
+    train = meta["splits"]["train"]["count"]
+    held = [meta["splits"][s]["count"] for s in ("test", "val") if s in meta["splits"]]
+    return min(num_samples, held[0], train) if held else min(num_samples, train // 2)
+
+
+def check_scorable(meta: dict, num_samples: int, pr_k: int) -> None:
+    """Fail before any work when evaluation's real sets would be too small to score.
+
+    The Fréchet distance needs 2 images per set, precision/recall ``pr_k + 1``.
+    """
+    need, have = max(2, pr_k + 1), scored_set_size(meta, num_samples)
+    if have >= need:
+        return
+    splits = meta["splits"]
+    held = next((s for s in ("test", "val") if s in splits), None)
+    if num_samples < need:
+        fix = f"set evaluate.num_samples to at least {need}"
+    elif held:
+        fix = f"give the {held} split at least {need} images (it has {splits[held]['count']})"
+    else:
+        fix = (f"give the data at least {2 * need} images (it has {splits['train']['count']} "
+               "and no held-out split, so evaluation compares two halves of it)")
+    lower = ", or lower evaluate.pr_k" if pr_k > 1 and have >= 2 else ""
+    raise UserError(f"evaluation would compare real sets of {have} image(s), but needs "
+                    f"{need} per set (2 for the Fréchet distance, evaluate.pr_k {pr_k} + 1 for "
+                    f"precision/recall): {fix}{lower}")
 
 
 def heldout_split(prepared: str | Path, meta: dict) -> tuple[tuple[torch.Tensor, torch.Tensor] | None, str]:

@@ -9,19 +9,17 @@ DVC params. If the store fails, training goes on and one line says what was not 
 
 from __future__ import annotations
 
-import contextlib
 import json
-import logging
 import os
+import time
+import warnings
 from pathlib import Path
-from typing import Any, Callable
-
-from filelock import FileLock
+from typing import Any, Callable, Sequence
 
 from dcgan import atomic
 from dcgan.config import Params, flatten
-from dcgan.errors import one_line
 from dcgan.paths import repo_root
+from dcgan.tracking import store
 
 EXPERIMENT = "dcgan"
 DVC_TAGS = {"DVC_EXP_NAME": "dvc.exp_name", "DVC_EXP_BASELINE_REV": "dvc.baseline_rev",
@@ -29,10 +27,10 @@ DVC_TAGS = {"DVC_EXP_NAME": "dvc.exp_name", "DVC_EXP_BASELINE_REV": "dvc.baselin
 
 
 def import_mlflow() -> Any:
-    """Import mlflow (slow, so only when used), its INFO chatter (schema setup...) silenced."""
+    """Import mlflow (slow, so only when used), its HTTP waits bounded and its logs silenced."""
     import mlflow
 
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    store.bound_and_quiet()
     return mlflow
 
 
@@ -42,7 +40,13 @@ def tracking_uri() -> str:
 
 
 class MlflowLogger:
-    """One MLflow run per training run, resumed with it; failures are collected, not raised."""
+    """One MLflow run per training of one param set; failures are collected, not raised.
+
+    A resumed run (same ``train.epochs``) goes on in its MLflow run; a run extended to more
+    epochs, or cut to fewer, is a new MLflow run with its real params, tagged
+    ``dcgan.extends`` with the run it continues, holding the whole history. A step already
+    in a run is never logged again.
+    """
 
     def __init__(self, run_dir: Path, params: Params, meta: dict[str, Any]):
         self.run_dir, self.params, self.meta = run_dir, params, meta
@@ -50,6 +54,9 @@ class MlflowLogger:
         self.error: Exception | None = None
         self.not_logged: list[str] = []
         self.mlflow: Any = None
+        self.notes: list[str] = []  # what start() did that a user should know (one line each)
+        self.logged_through = 0  # the last epoch (step) the run holds
+        self.was_finished = False  # reopened a finished run: nothing new to add at the end
 
     def _guard(self, what: str, fn: Callable[[], None]) -> None:
         """Run one logging call; after the first failure, only record what is skipped."""
@@ -62,33 +69,105 @@ class MlflowLogger:
         if what not in self.not_logged:
             self.not_logged.append(what)
 
-    def start(self) -> None:
-        """Open (or reopen, after a resume) the run, with params and tags."""
-        self._guard("the whole run (params, metrics, grids, model)", self._start)
+    def start(self, run_dir: Path | None = None, epoch: int = 0,
+              history: Sequence[dict[str, float]] = (), grids: dict[int, Path] | None = None) -> None:
+        """Open this training's run: the one it resumes, or a new one holding ``history``.
 
-    def _start(self) -> None:
+        Args:
+            run_dir: The checkpoint folder (holds ``mlflow_run.json``); default: the constructor's.
+            epoch: The epoch training resumes after (0: from scratch).
+            history: Per-epoch metrics of epochs 1..``epoch`` (``{"epoch": e, name: value}``).
+            grids: Epoch -> fixed-noise grid of epochs 1..``epoch``.
+        """
+        self.run_dir = Path(run_dir or self.run_dir)
+        self._guard("the whole run (params, metrics, grids, model)",
+                    lambda: self._start(epoch, history, grids or {}))
+        for note in self.notes:
+            print(f"train: {note}")
+
+    def _start(self, epoch: int, history: Sequence[dict[str, float]], grids: dict[int, Path]) -> None:
         mlflow = import_mlflow()
         mlflow.set_tracking_uri(self.uri)
-        db = self.uri.removeprefix("sqlite:///") if self.uri.startswith("sqlite:///") else None
-        # Queued experiments start side by side: without a lock two processes race to create
-        # the sqlite schema ("table experiments already exists") or the experiment itself.
-        with FileLock(f"{db}.lock", timeout=300) if db else contextlib.nullcontext():
-            exp_id = self._experiment_id(mlflow)
-            saved = self.run_dir / "mlflow_run.json"
-            run_id = json.loads(saved.read_text())["run_id"] if saved.is_file() else None
-            if run_id and mlflow.get_run(run_id).info.experiment_id != exp_id:
-                run_id = None  # written for another store or experiment
-            p = self.params
+        p, saved = self.params, self.run_dir / "mlflow_run.json"
+        with store.creation_lock(self.uri):
+            exp_id, note = store.open_repaired(self.uri, lambda: self._experiment_id(mlflow))
+            self.notes += [note] if note else []
+            old, old_epochs = self._recorded_run(mlflow, exp_id, saved)
+            same = old is not None and self._continues(mlflow, old, old_epochs, epoch)
+            if old is not None and not same and old.info.status == "RUNNING":  # killed: say so
+                mlflow.MlflowClient().set_terminated(old.info.run_id, "KILLED")
             run_name = os.environ.get("DVC_EXP_NAME") or f"{p.loss}-seed{p.seed}"
-            mlflow.start_run(run_id=run_id, experiment_id=exp_id,
-                             run_name=None if run_id else run_name)
-        atomic.write_json(saved, {"run_id": mlflow.active_run().info.run_id, "uri": self.uri})
-        if run_id is None:
-            mlflow.log_params(flatten(p))
+            mlflow.start_run(run_id=old.info.run_id if same else None, experiment_id=exp_id,
+                             run_name=None if same else run_name)
+        atomic.write_json(saved, {"run_id": mlflow.active_run().info.run_id, "uri": self.uri,
+                                  "epochs": p.train.epochs})
         tags = {"dataset": self.meta["dataset"], "loss": p.loss}
+        if not same:
+            mlflow.log_params(flatten(p))
+            if old is not None and epoch:
+                tags["dcgan.extends"] = old.info.run_id
         tags.update({tag: os.environ[env] for env, tag in DVC_TAGS.items() if os.environ.get(env)})
         mlflow.set_tags(tags)
         self.mlflow = mlflow  # only now: the other calls log nothing when the run never opened
+        self._backfill(None if same else old, epoch, history, grids)
+
+    def _recorded_run(self, mlflow: Any, exp_id: str, saved: Path) -> tuple[Any, Any]:
+        """The run ``mlflow_run.json`` names and the epochs it was started for, if it is usable."""
+        try:
+            record = json.loads(saved.read_text())
+        except (OSError, ValueError):
+            return None, None
+        if record.get("uri") != self.uri:
+            return None, None  # written for another store
+        try:
+            run = mlflow.get_run(record["run_id"])
+        except mlflow.exceptions.MlflowException as err:
+            if store.error_code(err) != "RESOURCE_DOES_NOT_EXIST":
+                raise
+            self.notes.append(f"MLflow run {record['run_id']} (recorded in {saved}) is not in "
+                              f"{self.uri}, whose store was replaced; starting a new run")
+            return None, None
+        if run.info.experiment_id != exp_id or run.info.lifecycle_stage != "active":
+            return None, None
+        return run, record.get("epochs")
+
+    def _continues(self, mlflow: Any, run: Any, run_epochs: Any, epoch: int) -> bool:
+        """Whether this training goes on in ``run``: the same epoch target, and either resumed
+        (``epoch`` > 0) or a run that logged no epoch yet."""
+        if run_epochs != self.params.train.epochs:
+            return False
+        history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "g_loss")
+        if epoch == 0 and history:
+            return False  # trained again from scratch: a run of its own
+        self.logged_through = max((m.step for m in history), default=0)
+        self.was_finished = run.info.status == "FINISHED"
+        return True
+
+    def _backfill(self, source: Any, epoch: int, history: Sequence[dict[str, float]],
+                  grids: dict[int, Path]) -> None:
+        """Log epochs the run lacks up to ``epoch``: copied from the ``source`` run (every
+        per-epoch metric), else from the checkpoint's ``history``; then their grids."""
+        start = self.logged_through
+        if epoch <= start:
+            return
+        from mlflow.entities import Metric
+
+        client, run_id = self.mlflow.MlflowClient(), self.mlflow.active_run().info.run_id
+        metrics, copied = [], set()
+        for key in source.data.metrics if source is not None else ():
+            for m in client.get_metric_history(source.info.run_id, key):
+                if start < m.step <= epoch:
+                    metrics.append(Metric(key, m.value, m.timestamp, m.step))
+                    copied.add(m.step)
+        now = int(time.time() * 1000)
+        for row in history:
+            if start < row["epoch"] <= epoch and row["epoch"] not in copied:
+                metrics += [Metric(k, float(v), now, row["epoch"]) for k, v in row.items() if k != "epoch"]
+        for i in range(0, len(metrics), 1000):  # MLflow's batch limit
+            client.log_batch(run_id, metrics=metrics[i:i + 1000])
+        for step in sorted(e for e in grids if start < e <= epoch):
+            self._log_grid(grids[step], step)
+        self.logged_through = epoch
 
     def _experiment_id(self, mlflow: Any) -> str:
         """Get or create the experiment (a local store gets an absolute artifact folder)."""
@@ -106,12 +185,14 @@ class MlflowLogger:
             return mlflow.get_experiment_by_name(name).experiment_id
 
     def log_epoch(self, epoch: int, metrics: dict[str, float], grid: Path | None) -> None:
-        """Per-epoch means as metrics at ``step=epoch``, and the fixed-noise grid as an image."""
-        if self.mlflow is None:  # never started: start() recorded that
+        """Per-epoch means as metrics at ``step=epoch``, and the fixed-noise grid as an image
+        (not when the run holds that step already: a resume from ``prev.pt`` retrains it)."""
+        if self.mlflow is None or epoch <= self.logged_through:  # never started, or logged
             return
         self._guard("epoch metrics", lambda: self.mlflow.log_metrics(metrics, step=epoch))
         if grid is not None:
             self._guard("epoch grids", lambda: self._log_grid(grid, epoch))
+        self.logged_through = epoch
 
     def _log_grid(self, grid: Path, epoch: int) -> None:
         from PIL import Image
@@ -121,7 +202,7 @@ class MlflowLogger:
 
     def finish(self, out: Path, metrics: dict[str, Any], generator: Any, nz: int) -> None:
         """Final metrics, the loss CSVs and the generator (``mlflow.pytorch.log_model``)."""
-        if self.mlflow is None:
+        if self.mlflow is None or self.was_finished:  # a finished run holds them already
             return
         numeric = {f"final.{k}": float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
         self._guard("final metrics", lambda: self.mlflow.log_metrics(numeric))
@@ -139,10 +220,12 @@ class MlflowLogger:
         # Requirements given, not inferred: inference re-imports the model in a subprocess
         # (6 s of a 1-epoch CPU run). MLflow saves it with torch.export (its default "pt2"
         # format): a graph that loads without the dcgan package and runs no pickled code.
-        self.mlflow.pytorch.log_model(
-            model, name="generator", input_example=z.numpy(),
-            signature=infer_signature(z.numpy(), out.numpy()),
-            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"])
+        with warnings.catch_warnings():  # torch.export's notes on a CPU model: not for users
+            warnings.simplefilter("ignore", UserWarning)
+            self.mlflow.pytorch.log_model(
+                model, name="generator", input_example=z.numpy(),
+                signature=infer_signature(z.numpy(), out.numpy()),
+                pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"])
 
     def end(self, status: str = "FINISHED") -> None:
         """Close the run (``FAILED`` when training raised)."""
@@ -153,8 +236,9 @@ class MlflowLogger:
         """One line on what was not logged, or None when everything was."""
         if self.error is None:
             return None
-        return (f"MLflow at {self.uri} failed ({one_line(self.error)}); not logged: {', '.join(self.not_logged)}; "
-                "the training outputs were still written")
+        return (f"MLflow at {self.uri} failed ({store.cause(self.error)}); not logged: "
+                f"{', '.join(self.not_logged)}; the training outputs were still written; "
+                f"{store.fix(self.uri, self.error)}")
 
 
 def _numbers(tree: dict[str, Any], prefix: str = "") -> dict[str, float]:
@@ -179,7 +263,8 @@ def _with_training_run(run_file: Path, what: str, fn: Callable[[Any, str], None]
     try:
         fn(import_mlflow().MlflowClient(saved["uri"]), saved["run_id"])
     except Exception as err:  # any store failure
-        return f"MLflow at {saved['uri']} failed ({one_line(err)}); {what} not logged"
+        return (f"MLflow at {saved['uri']} failed ({store.cause(err)}); {what} not logged; "
+                f"{store.fix(saved['uri'], err)}")
     return None
 
 

@@ -18,7 +18,7 @@ import torch
 
 from dcgan import atomic, checkpoint
 from dcgan.images import save_grid
-from dcgan.training import state
+from dcgan.training import state, workdir
 
 if TYPE_CHECKING:
     from dcgan.training.loop import Trainer
@@ -42,7 +42,7 @@ class Hook:
     name = ""
 
     def before_run(self, trainer: Trainer) -> None:
-        """Called once before the first epoch trained (after a resume restored the state)."""
+        """Called on rank 0 once the run is set up: resumed (``trainer.epoch`` > 0) or fresh."""
 
     def after_step(self, trainer: Trainer) -> None:
         """Called after every G step, on rank 0 only (keep it free of host syncs)."""
@@ -65,16 +65,25 @@ class Hook:
         return {}
 
 
+def grid_path(folder: Path, epoch: int) -> Path:
+    """Where :class:`FixedNoiseGrid` keeps epoch ``epoch``'s grid in a run folder."""
+    return folder / "grids" / f"epoch_{epoch:03d}.png"
+
+
 class FixedNoiseGrid(Hook):
     """The fixed-noise grid of each epoch, ``<workdir>/grids/epoch_NNN.png``: comparable frames."""
 
     def after_epoch(self, trainer: Trainer, end: EpochEnd) -> None:
-        path = trainer.workdir / "grids" / f"epoch_{end.epoch:03d}.png"
+        path = grid_path(trainer.workdir, end.epoch)
         save_grid(trainer.generate(trainer.fixed_noise), path)
         end.images["fixed_noise_grid"] = path
 
     def write_outputs(self, trainer: Trainer, folder: Path) -> None:
-        shutil.copytree(trainer.workdir / "grids", folder / "grids")
+        # Epochs 1..now only: a run folder that was trained further once holds later grids.
+        (folder / "grids").mkdir()
+        for epoch in range(1, trainer.epoch + 1):
+            src = grid_path(trainer.workdir, epoch)
+            shutil.copyfile(src, folder / "grids" / src.name)
 
 
 class BestGenerator(Hook):
@@ -124,10 +133,11 @@ class BestGenerator(Hook):
 
 
 class Checkpoint(Hook):
-    """The full training state to ``<workdir>/last.pt`` after each epoch (atomically)."""
+    """The full training state to ``<workdir>/last.pt`` after each epoch (atomically), the
+    one before kept as ``prev.pt``."""
 
     def after_epoch(self, trainer: Trainer, end: EpochEnd) -> None:
-        checkpoint.save(trainer.workdir / "last.pt", state.snapshot(trainer))
+        workdir.save(trainer.workdir, state.snapshot(trainer))
 
 
 def standard(*extra: Hook) -> list[Hook]:

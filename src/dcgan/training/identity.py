@@ -36,6 +36,7 @@ NOT_MATHS = (  # dcgan modules the covered ones import that cannot change a run'
     "dcgan.device", "dcgan.distributed", "dcgan.errors", "dcgan.history", "dcgan.images",
     "dcgan.training.hooks", "dcgan.training.identity", "dcgan.training.outputs",
     "dcgan.training.sampling",
+    "dcgan.training.workdir",
 )
 
 

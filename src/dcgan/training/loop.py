@@ -117,7 +117,7 @@ class Trainer:
         resumed = state.resume(self)
         self._step_hooks = [h for h in self.hooks if self.world.main
                             and type(h).after_step is not hook_lib.Hook.after_step]
-        for hook in self.hooks:
+        for hook in self.hooks if self.world.main else ():
             hook.before_run(self)
         while self.epoch < self.epochs:
             start = time.perf_counter()

@@ -17,6 +17,7 @@ from dcgan import checkpoint, distributed
 from dcgan.distributed import World
 from dcgan.errors import UserError
 from dcgan.history import COLUMNS, History
+from dcgan.training import workdir
 
 if TYPE_CHECKING:
     from dcgan.training.loop import Trainer
@@ -55,11 +56,22 @@ def restore(trainer: Trainer, state: dict[str, Any]) -> None:
             hook.load_state_dict(saved[hook.name])
 
 
-def read_last(workdir: Path, world: World) -> dict[str, Any] | None:
-    """Rank 0 reads ``last.pt`` and hands it to every process (no shared disk needed)."""
-    path = workdir / "last.pt"
-    state = checkpoint.load(path) if world.main and path.is_file() else None
-    return distributed.broadcast(state, world)
+def read_last(folder: Path, world: World) -> dict[str, Any] | None:
+    """Rank 0 reads the newest good checkpoint and hands it to every process (no shared
+    disk needed)."""
+    return distributed.broadcast(workdir.load(folder) if world.main else None, world)
+
+
+def shorter_folder(trainer: Trainer, saved: dict[str, Any]) -> dict[str, Any] | None:
+    """A run asked for fewer epochs than its folder holds trains in ``epochs-<N>/`` inside it,
+    so the longer run's checkpoints and grids stay whole; returns that folder's checkpoint."""
+    longer = trainer.workdir
+    trainer.workdir = longer / f"epochs-{trainer.epochs}"
+    if trainer.world.main:
+        trainer.workdir.mkdir(exist_ok=True)
+        print(f"train: {longer} holds a longer run (epoch {saved['epoch']}), kept; "
+              f"training {trainer.epochs} epochs in {trainer.workdir}")
+    return read_last(trainer.workdir, trainer.world)
 
 
 def resumable(state: dict[str, Any] | None, epochs: int, world: World) -> bool:
@@ -76,6 +88,8 @@ def resumable(state: dict[str, Any] | None, epochs: int, world: World) -> bool:
 def resume(trainer: Trainer) -> bool:
     """Load the run's ``last.pt`` into ``trainer`` when it can go on from it; say so."""
     saved, world = read_last(trainer.workdir, trainer.world), trainer.world
+    if saved is not None and saved["epoch"] > trainer.epochs:
+        saved = shorter_folder(trainer, saved)
     if not resumable(saved, trainer.epochs, world):
         if world.main:
             _say_fresh(trainer, saved)
@@ -94,11 +108,13 @@ def _say_fresh(trainer: Trainer, saved: dict[str, Any] | None) -> None:
     """One line on why a run starts from scratch, when a user could expect a resume."""
     here = trainer.workdir
     if saved is not None:
-        print(f"train: {here / 'last.pt'} is after epoch {saved['epoch']} of "
+        print(f"train: {here / workdir.LAST} is after epoch {saved['epoch']} of "
               f"{saved.get('world_size', 1)} process(es); training {trainer.epochs} epochs "
               f"from scratch")
         return
-    others = [d for d in here.parent.iterdir() if d != here and (d / "last.pt").is_file()]
+    if here.name.startswith("epochs-"):
+        return  # a shorter run beside a longer one: shorter_folder said so
+    others = [d for d in here.parent.iterdir() if d != here and (d / workdir.LAST).is_file()]
     if others:
         print(f"train: no checkpoint of run {here.name} yet, training from scratch; the "
               f"{len(others)} other run folder(s) in {here.parent} (other params, data or "
