@@ -32,7 +32,8 @@ def test_run_logged_with_params_metrics_images_model_and_tags(tmp_path):
     assert "warning" not in proc.stderr
     client = mlflow.MlflowClient(uri)
     exp = client.get_experiment_by_name("dcgan")
-    assert exp.artifact_location.startswith("file:///")
+    assert exp.artifact_location == (tmp_path / "mlartifacts").as_uri()  # beside mlflow.db
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"  # training view
     (run,) = client.search_runs([exp.experiment_id])
     assert run.info.status == "FINISHED" and run.info.run_name == "lucky-lark"
     assert run.data.params["loss"] == "bce" and run.data.params["train.epochs"] == "2"
@@ -89,3 +90,24 @@ def test_two_runs_starting_together_on_a_new_store_are_both_logged(tmp_path):
     client = mlflow.MlflowClient(uri)
     runs = client.search_runs([client.get_experiment_by_name("dcgan").experiment_id])
     assert sorted(r.info.run_name for r in runs) == ["bce-seed0", "bce-seed1"]
+
+
+def test_existing_experiment_gets_the_training_kind_unless_it_has_one(tmp_path, monkeypatch):
+    """An experiment created before the tag (or by hand) is tagged; a user's own kind is kept."""
+    from dcgan.config import load_params
+    from dcgan.tracking import MlflowLogger
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = mlflow.MlflowClient(uri)
+    plain = client.create_experiment("dcgan")
+    mine = client.create_experiment("mine", tags={"mlflow.experimentKind": "genai_development"})
+    params = load_params(REPO / "params.yaml", TINY)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    for name in ("dcgan", "mine"):
+        monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", name)
+        logger = MlflowLogger(tmp_path / name, params, {"dataset": "idx:x"})
+        logger.start()
+        logger.end()
+        assert logger.problem() is None
+    assert client.get_experiment(plain).tags["mlflow.experimentKind"] == "custom_model_development"
+    assert client.get_experiment(mine).tags["mlflow.experimentKind"] == "genai_development"

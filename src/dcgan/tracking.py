@@ -20,9 +20,13 @@ from filelock import FileLock
 
 from dcgan import atomic
 from dcgan.config import Params, flatten
-from dcgan.paths import repo_root
+from dcgan.paths import repo_root, resolve
 
 EXPERIMENT = "dcgan"
+# MLflow 3's UI opens an experiment without this tag in its GenAI view (traces, agent versions);
+# this value selects the model-training view (runs, metrics, logged models). Key and value as
+# in MLflow's own UI code (ExperimentKind.CUSTOM_MODEL_DEVELOPMENT).
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 DVC_TAGS = {"DVC_EXP_NAME": "dvc.exp_name", "DVC_EXP_BASELINE_REV": "dvc.baseline_rev",
             "DVC_STAGE": "dvc.stage"}
 
@@ -72,7 +76,8 @@ class MlflowLogger:
         # Queued experiments start side by side: without a lock two processes race to create
         # the sqlite schema ("table experiments already exists") or the experiment itself.
         with FileLock(f"{db}.lock", timeout=300) if db else contextlib.nullcontext():
-            exp_id = self._experiment_id(mlflow)
+            exp_id = self._experiment_id(mlflow, db)
+            _mark_model_training(mlflow, exp_id)
             saved = self.run_dir / "mlflow_run.json"
             run_id = json.loads(saved.read_text())["run_id"] if saved.is_file() else None
             if run_id and mlflow.get_run(run_id).info.experiment_id != exp_id:
@@ -89,16 +94,18 @@ class MlflowLogger:
         mlflow.set_tags(tags)
         self.mlflow = mlflow  # only now: the other calls log nothing when the run never opened
 
-    def _experiment_id(self, mlflow: Any) -> str:
+    def _experiment_id(self, mlflow: Any, db: str | None) -> str:
         """Get or create the experiment (a local store gets an absolute artifact folder)."""
         name = os.environ.get("MLFLOW_EXPERIMENT_NAME", EXPERIMENT)
         exp = mlflow.get_experiment_by_name(name)
         if exp is not None:
             return exp.experiment_id
-        # A local store's artifacts go to the repo root (queued runs live in temp dirs); a
-        # tracking server keeps its own (proxied) artifact store.
+        # A local store's artifacts go beside its sqlite file (by default both at the repo
+        # root: queued runs live in temp dirs), else to the repo root; a tracking server keeps
+        # its own (proxied) artifact store.
         local = self.uri.startswith(("sqlite:", "file:")) or "://" not in self.uri
-        location = (repo_root() / "mlartifacts").as_uri() if local else None
+        home = resolve(db).parent if db else repo_root()
+        location = (home / "mlartifacts").as_uri() if local else None
         try:
             return mlflow.create_experiment(name, artifact_location=location)
         except mlflow.exceptions.MlflowException:  # created meanwhile by another process
@@ -153,6 +160,13 @@ class MlflowLogger:
             return None
         return (f"MLflow at {self.uri} failed ({_reason(self.error)}); not logged: {', '.join(self.not_logged)}; "
                 "the training outputs were still written")
+
+
+def _mark_model_training(mlflow: Any, exp_id: str) -> None:
+    """Tag the experiment so that MLflow 3's UI opens it in model-training mode (once)."""
+    key, value = EXPERIMENT_KIND
+    if key not in mlflow.get_experiment(exp_id).tags:  # never overrule a user's choice
+        mlflow.MlflowClient().set_experiment_tag(exp_id, key, value)
 
 
 def _reason(err: Exception) -> str:
