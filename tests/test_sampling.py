@@ -84,7 +84,17 @@ def test_wrong_inputs_are_one_line_errors(tmp_path):
                           dict(nc=1, num_classes=10, width=4))
     with pytest.raises(UserError, match="clf.pt is not a generator checkpoint"):
         load_generator(tmp_path / "clf.pt")
-    with pytest.raises(UserError, match="cannot load runs:/0123abcd/generator from MLflow"):
+    with pytest.raises(UserError, match="runs:/0123abcd/generator: no MLflow store at "):
+        load_generator("runs:/0123abcd/generator")
+    assert not (tmp_path / "mlflow.db").exists()  # and none was created
+
+
+def test_an_unknown_mlflow_uri_is_one_line(tmp_path, mlflow_store):
+    import mlflow
+
+    mlflow.MlflowClient(mlflow_store).search_experiments()  # an empty store
+    with pytest.raises(UserError, match="cannot load runs:/0123abcd/generator from MLflow at "
+                                        "sqlite:///.*: Run with id=0123abcd not found"):
         load_generator("runs:/0123abcd/generator")
 
 

@@ -59,13 +59,18 @@ def _from_mlflow(uri: str) -> nn.Module:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     from dcgan.tracking import import_mlflow, tracking_uri
 
+    store = tracking_uri()
+    db = Path(store.removeprefix("sqlite:///")) if store.startswith("sqlite:///") else None
+    if db and not db.is_file():  # connecting would create an empty store here
+        raise UserError(f"{uri}: no MLflow store at {db}; run from the repo root or set "
+                        "MLFLOW_TRACKING_URI")
     mlflow = import_mlflow()
-    mlflow.set_tracking_uri(tracking_uri())
+    mlflow.set_tracking_uri(store)
     try:
         graph = mlflow.pytorch.load_model(uri, map_location="cpu")
         (spec,) = mlflow.models.get_model_info(uri).signature.inputs.inputs  # (-1, nz)
     except Exception as err:  # unknown run or model, no such artifact, store unreachable
-        raise UserError(f"cannot load {uri} from MLflow at {tracking_uri()}: {_first_line(err)}; "
+        raise UserError(f"cannot load {uri} from MLflow at {store}: {_first_line(err)}; "
                         "expected runs:/<run id>/generator or models:/<model id>") from None
     return _Exported(graph, int(spec.shape[-1]))
 
