@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -28,6 +29,7 @@ def main() -> None:
     args = parser.parse_args()
     dataset = args.dataset or load_params(args.params).dataset
     out = Path(args.out or Path("reports/compare") / short_name(dataset))
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # the table is the output
     mlflow = import_mlflow()
     mlflow.set_tracking_uri(tracking_uri())
     client = mlflow.MlflowClient()
