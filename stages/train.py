@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from dcgan import atomic, checkpoint, distributed
+from dcgan import atomic, checkpoint, distributed, results
 from dcgan.batches import plan_batches
 from dcgan.classifier import DomainClassifier
 from dcgan.config import Params, load_params
@@ -100,7 +100,7 @@ def train(params: Params, args: argparse.Namespace, world: distributed.World) ->
         run_file = trainer.workdir / "mlflow_run.json"
         if run_file.is_file():  # lets `evaluate` log into this training run
             atomic.write_bytes(Path(args.out) / run_file.name, run_file.read_bytes())
-        atomic.write_json(args.metrics, metrics)
+        results.write("train", metrics, args.metrics, Path(args.out) / "details.json")
         logger.finish(Path(args.out), metrics, trainer.sampler().cpu(), params.model.nz)
     except BaseException:
         logger.end("FAILED")

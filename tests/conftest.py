@@ -51,6 +51,18 @@ def make_image_folder(root: Path, classes=("cat", "dog"), per_class: int = 3,
     return root
 
 
+@pytest.fixture(autouse=True)
+def mlflow_store(tmp_path, monkeypatch) -> str:
+    """Every test's MLflow store (and its artifacts, beside the sqlite file) in its tmp_path.
+
+    Without it, a stage run by a test logs to the repo's own mlflow.db and mlartifacts/.
+    Set in os.environ, so the stages tests start as subprocesses (and dvc's) inherit it.
+    """
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri
+
+
 @pytest.fixture
 def shared_data() -> Path:
     """../shared/data, or skip: the samples live beside the repo, never inside it."""

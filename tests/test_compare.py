@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, write_params
 
 mlflow = pytest.importorskip("mlflow")
 pytestmark = pytest.mark.slow  # every test starts a stage or a server
@@ -41,6 +41,7 @@ def test_compare_table_groups_seeds_and_adds_the_floor(tmp_path):
     assert proc.returncode == 0, proc.stderr
     text = (out / "compare.md").read_text()
     assert "| bce | 0,1 | 5 | 12 ± 2.8 |" in text  # FD mean ± sample std over the two seeds
+    assert "| bce | 0,1 | 5 | 12 ± 2.8 |" in proc.stdout  # the table, also in the terminal
     assert "| mse | 0 | 5 | 20 |" in text and "hinge" not in text
     assert "| **real-data floor** | 0,1 | 9.5 | 0.5 |" in text
     assert (out / "losses.png").is_file()
@@ -55,4 +56,55 @@ def test_compare_without_runs_is_one_clear_line(tmp_path):
                           capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("error: no finished, evaluated runs")
+    assert proc.stderr.strip().endswith("run `dvc repro` or `dvc exp run` first")
     assert not (tmp_path / "r").exists()
+
+
+def test_no_runs_of_this_data_set_names_those_that_have_some(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = mlflow.MlflowClient(uri)
+    exp_id = client.create_experiment("dcgan", artifact_location=(tmp_path / "art").as_uri())
+    _run(client, exp_id, "bce", 0, 10.0, dataset="idx:../shared/data/mnist-5k")
+    proc = subprocess.run([sys.executable, str(REPO / "stages/compare.py"), "--dataset", "mnist"],
+                          env=dict(os.environ, MLFLOW_TRACKING_URI=uri), capture_output=True,
+                          text=True, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().endswith("there are: --dataset idx:../shared/data/mnist-5k (1 runs)")
+
+
+def test_default_data_set_from_params_however_its_path_is_spelled(tmp_path):
+    """params.yaml says idx:<absolute path>; the runs were tagged with the relative spelling."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = mlflow.MlflowClient(uri)
+    exp_id = client.create_experiment("dcgan", artifact_location=(tmp_path / "art").as_uri())
+    _run(client, exp_id, "bce", 0, 10.0, dataset="idx:data/mnist-5k")  # relative to the root
+    params = write_params(tmp_path / "p", {"dataset": f"idx:{tmp_path / 'data/mnist-5k'}"})
+    proc = subprocess.run([sys.executable, str(REPO / "stages/compare.py"), "--params", str(params)],
+                          env=dict(os.environ, MLFLOW_TRACKING_URI=uri), capture_output=True,
+                          text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "| bce | 0 | 5 | 10 |" in (tmp_path / "reports/compare/mnist-5k/compare.md").read_text()
+
+
+def test_losses_are_drawn_with_markers(tmp_path, monkeypatch):
+    """A one-epoch run is one point per curve: only a marker shows it."""
+    from dcgan import compare
+
+    drawn = []
+    monkeypatch.setattr(compare, "save_figure", lambda fig, path: drawn.append(fig))
+    csv = tmp_path / "loss_epochs.csv"
+    csv.write_text("epoch,d_loss,g_loss\n1,1.3,0.7\n")
+
+    class Client:
+        def download_artifacts(self, run_id, path, dest):
+            if path.endswith(".csv"):
+                return str(csv)
+            raise OSError("no grid")
+
+    class Run:
+        info = type("Info", (), {"run_id": "r"})
+        data = type("Data", (), {"tags": {"loss": "bce"}, "params": {"seed": "0"}})
+
+    compare.figures(Client(), [Run()], tmp_path, tmp_path / "scratch")
+    (ax,) = drawn[0].axes
+    assert [(len(l.get_xdata()), l.get_marker()) for l in ax.lines] == [(1, "o"), (1, "s")]

@@ -44,6 +44,10 @@ def test_summary_lists_every_row():
                           "kid": {"mean": 0.1}, "precision": 0.5, "recall": 0.4, "classes_covered": 7}}
     text = summary("t", {"epochs": 5}, {"samples": 10, "reference": "held-out split vs train",
                                         "generator": row, "floor": row, "noise": row,
-                                        "best": {**row, "epoch": 3, "rule": "lowest FD"}})
-    for name in ("| noise |", "| generator |", "| best |", "| floor |", "epoch 3 (lowest FD)"):
+                                        "best": {**row, "epoch": 3, "rule": "on 2000 samples"}},
+                   best_samples=20)
+    for name in ("| noise |", "| generator |", "| best |", "| floor |",
+                 "Scored on 10 generated and 10 real samples",
+                 "epoch 3, the lowest classifier-space Fréchet distance on 20 samples"):
         assert name in text
+    assert "2000" not in text  # the counts used, not train.eval_samples as asked for

@@ -13,12 +13,11 @@ from conftest import REPO
 SEEDS = yaml.safe_load((REPO / "configs/seeds.yaml").read_text())
 
 
-def command(name: str, overrides: dict) -> str:
-    """The `dvc exp run` line the README shows for a seed config."""
-    queue = any(isinstance(v, list) for v in overrides.values())
-    sets = " ".join(f"-S {k}={','.join(map(str, v)) if isinstance(v, list) else v}"
+def readme_row(name: str, overrides: dict) -> str:
+    """The README's write-up table row: the command, then (after the `what`) the overrides."""
+    sets = " ".join(f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}"
                     for k, v in overrides.items())
-    return f"dvc exp run {'--queue ' if queue else ''}{sets}"
+    return f"| `python stages/writeup.py {name}` | {SEEDS[name]['what']} | {sets} |"
 
 
 @pytest.mark.parametrize("name", sorted(SEEDS))
@@ -27,7 +26,7 @@ def test_seed_config_validates_and_is_in_the_readme(name):
     lists = {k: v if isinstance(v, list) else [v] for k, v in overrides.items()}
     for values in itertools.product(*lists.values()):  # every experiment of the grid
         load_params(REPO / "params.yaml", dict(zip(lists, values)))
-    assert command(name, overrides) in (REPO / "README.md").read_text()
+    assert readme_row(name, overrides) in (REPO / "README.md").read_text()
 
 
 def test_every_shared_write_up_has_a_config():

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from dcgan import checkpoint
-from conftest import TINY, make_prepared, stage_cmd, write_params
+from conftest import REPO, TINY, make_prepared, stage_cmd, write_params
 
 mlflow = pytest.importorskip("mlflow")
 pytestmark = pytest.mark.slow  # every test starts a stage or a server
@@ -35,7 +35,8 @@ def test_run_logged_with_params_metrics_images_model_and_tags(tmp_path):
     assert "warning" not in proc.stderr
     client = mlflow.MlflowClient(uri)
     exp = client.get_experiment_by_name("dcgan")
-    assert exp.artifact_location.startswith("file:///")
+    assert exp.artifact_location == (tmp_path / "mlartifacts").as_uri()  # beside mlflow.db
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"  # training view
     (run,) = client.search_runs([exp.experiment_id])
     assert run.info.status == "FINISHED" and run.info.run_name == "lucky-lark"
     assert run.data.params["loss"] == "bce" and run.data.params["train.epochs"] == "2"
@@ -247,3 +248,24 @@ def test_read_only_store_is_one_line_naming_the_cause(tmp_path):
     assert "(OperationalError: attempt to write a readonly database)" in line
     assert line.endswith(f"make {tmp_path / 'ro.db'} and its folder writable, or set "
                          "MLFLOW_TRACKING_URI to another store")
+
+
+def test_existing_experiment_gets_the_training_kind_unless_it_has_one(tmp_path, monkeypatch):
+    """An experiment created before the tag (or by hand) is tagged; a user's own kind is kept."""
+    from dcgan.config import load_params
+    from dcgan.tracking import MlflowLogger
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = mlflow.MlflowClient(uri)
+    plain = client.create_experiment("dcgan")
+    mine = client.create_experiment("mine", tags={"mlflow.experimentKind": "genai_development"})
+    params = load_params(REPO / "params.yaml", TINY)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    for name in ("dcgan", "mine"):
+        monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", name)
+        logger = MlflowLogger(tmp_path / name, params, {"dataset": "idx:x"})
+        logger.start()
+        logger.end()
+        assert logger.problem() is None
+    assert client.get_experiment(plain).tags["mlflow.experimentKind"] == "custom_model_development"
+    assert client.get_experiment(mine).tags["mlflow.experimentKind"] == "genai_development"

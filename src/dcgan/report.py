@@ -99,12 +99,18 @@ def _fmt(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def summary(title: str, train: dict[str, Any], scores: dict[str, Any]) -> str:
-    """A short Markdown summary: training numbers and the classifier-space table."""
+def summary(title: str, train: dict[str, Any], scores: dict[str, Any],
+            best_samples: int | None = None) -> str:
+    """A short Markdown summary: training numbers and the classifier-space table.
+
+    ``best_samples`` is how many images the periodic evaluation that picked the best
+    checkpoint really scored (``train.eval_samples`` capped at the train split's size).
+    """
     lines = [f"# {title}", "", "| training | value |", "|---|---|"]
     lines += [f"| {k} | {_fmt(v)} |" for k, v in train.items()]
     rows = [r for r in ("noise", "generator", "best", "floor") if r in scores]
-    lines += ["", f"Scored on {scores['samples']} samples; reference: {scores['reference']}.", "",
+    lines += ["", f"Scored on {scores['samples']} generated and {scores['samples']} real samples; "
+              f"reference: {scores['reference']}.", "",
               "| row | IS | FD | KID | precision | recall | classes |", "|---|---|---|---|---|---|---|"]
     for row in rows:
         c = scores[row]["classifier"]
@@ -115,5 +121,7 @@ def summary(title: str, train: dict[str, Any], scores: dict[str, Any]) -> str:
     if scores.get("notes"):
         lines += ["", *(f"Note: {note}." for note in scores["notes"])]
     if "best" in scores:
-        lines += ["", f"Best checkpoint: epoch {scores['best']['epoch']} ({scores['best']['rule']})."]
+        on = f" on {best_samples} samples" if best_samples else ""
+        lines += ["", f"Best checkpoint: epoch {scores['best']['epoch']}, the lowest "
+                  f"classifier-space Fréchet distance{on} among the periodic evaluations."]
     return "\n".join(lines) + "\n"

@@ -13,6 +13,7 @@ from typing import Any
 from PIL import Image
 
 from dcgan.losses import LOSSES
+from dcgan.paths import resolve
 from dcgan.report import plt, save_figure, side_by_side  # report selects the Agg backend
 
 # (column, metric key under eval.<row>.) in the table, lower-is-better marked in the header.
@@ -29,17 +30,36 @@ COLUMNS = [
 ]
 
 
-def find_runs(client: Any, experiment: str, dataset: str) -> list[Any]:
-    """Finished runs of ``dataset`` with evaluation metrics; the newest per (loss, seed)."""
+def same_data(spec: str) -> str:
+    """``spec`` with a local source's folder made absolute: ``idx:../data/x`` and
+    ``idx:/abs/data/x`` are one data set (relative paths resolve against the repo root)."""
+    prefix, sep, path = spec.partition(":")
+    return f"{prefix}:{resolve(path)}" if sep and prefix in ("idx", "folder") else spec
+
+
+def short_name(spec: str) -> str:
+    """A folder name for a data set: ``mnist``, or a local source's folder name (``mnist-5k``)."""
+    prefix, sep, path = spec.partition(":")
+    return resolve(path).name if sep and prefix in ("idx", "folder") else spec
+
+
+def evaluated_runs(client: Any, experiment: str) -> list[Any]:
+    """Finished runs with evaluation metrics, newest first."""
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
         return []
-    runs = client.search_runs([exp.experiment_id], f"tags.dataset = '{dataset}' and "
-                              "attributes.status = 'FINISHED'", order_by=["attributes.start_time DESC"])
+    runs = client.search_runs([exp.experiment_id], "attributes.status = 'FINISHED'",
+                              order_by=["attributes.start_time DESC"], max_results=50000)
+    return [r for r in runs if "eval.generator.classifier.frechet_distance" in r.data.metrics]
+
+
+def find_runs(client: Any, experiment: str, dataset: str) -> list[Any]:
+    """Finished, evaluated runs of ``dataset`` (however its path was spelled); the newest per
+    (loss, seed)."""
     newest: dict[tuple[str, str], Any] = {}
-    for run in runs:
+    for run in evaluated_runs(client, experiment):
         key = (run.data.tags.get("loss"), run.data.params.get("seed"))
-        if "eval.generator.classifier.frechet_distance" in run.data.metrics and key not in newest:
+        if same_data(run.data.tags.get("dataset", "")) == same_data(dataset) and key not in newest:
             newest[key] = run
     return sorted(newest.values(), key=lambda r: (LOSSES.index(r.data.tags["loss"]),
                                                   int(r.data.params["seed"])))
@@ -91,9 +111,13 @@ def figures(client: Any, runs: list[Any], out: Path, scratch: Path) -> None:
         if losses:
             rows = list(csv.DictReader(losses.open()))
             epochs = [int(r["epoch"]) for r in rows]
-            line, = ax.plot(epochs, [float(r["g_loss"]) for r in rows], label=f"G {label}")
-            ax.plot(epochs, [float(r["d_loss"]) for r in rows], "--", color=line.get_color())
-    ax.set(xlabel="epoch", ylabel="loss (solid G, dashed D)", title="epoch-mean losses")
+            # markers: a run of one epoch is one point, which a bare line does not draw
+            line, = ax.plot(epochs, [float(r["g_loss"]) for r in rows], "o-", ms=4,
+                            label=f"G {label}")
+            ax.plot(epochs, [float(r["d_loss"]) for r in rows], "s--", ms=4,
+                    color=line.get_color())
+    ax.set(xlabel="epoch", ylabel="loss (solid, circles: G; dashed, squares: D)",
+           title="epoch-mean losses")
     ax.legend(fontsize=7)
     save_figure(fig, out / "losses.png")
     if grids:

@@ -18,10 +18,14 @@ from typing import Any, Callable, Sequence
 
 from dcgan import atomic
 from dcgan.config import Params, flatten
-from dcgan.paths import repo_root
+from dcgan.paths import repo_root, resolve
 from dcgan.tracking import store
 
 EXPERIMENT = "dcgan"
+# MLflow 3's UI opens an experiment without this tag in its GenAI view (traces, agent versions);
+# this value selects the model-training view (runs, metrics, logged models). Key and value as
+# in MLflow's own UI code (ExperimentKind.CUSTOM_MODEL_DEVELOPMENT).
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 DVC_TAGS = {"DVC_EXP_NAME": "dvc.exp_name", "DVC_EXP_BASELINE_REV": "dvc.baseline_rev",
             "DVC_STAGE": "dvc.stage"}
 
@@ -91,6 +95,7 @@ class MlflowLogger:
         p, saved = self.params, self.run_dir / "mlflow_run.json"
         with store.creation_lock(self.uri):
             exp_id, note = store.open_repaired(self.uri, lambda: self._experiment_id(mlflow))
+            _mark_model_training(mlflow, exp_id)
             self.notes += [note] if note else []
             old, old_epochs = self._recorded_run(mlflow, exp_id, saved)
             same = old is not None and self._continues(mlflow, old, old_epochs, epoch)
@@ -175,10 +180,13 @@ class MlflowLogger:
         exp = mlflow.get_experiment_by_name(name)
         if exp is not None:
             return exp.experiment_id
-        # A local store's artifacts go to the repo root (queued runs live in temp dirs); a
-        # tracking server keeps its own (proxied) artifact store.
+        # A local store's artifacts go beside its sqlite file (by default both at the repo
+        # root: queued runs live in temp dirs), else to the repo root; a tracking server keeps
+        # its own (proxied) artifact store.
         local = self.uri.startswith(("sqlite:", "file:")) or "://" not in self.uri
-        location = (repo_root() / "mlartifacts").as_uri() if local else None
+        db = store.sqlite_path(self.uri)
+        home = resolve(db).parent if db else repo_root()
+        location = (home / "mlartifacts").as_uri() if local else None
         try:
             return mlflow.create_experiment(name, artifact_location=location)
         except mlflow.exceptions.MlflowException:  # created meanwhile by another process
@@ -239,6 +247,13 @@ class MlflowLogger:
         return (f"MLflow at {self.uri} failed ({store.cause(self.error)}); not logged: "
                 f"{', '.join(self.not_logged)}; the training outputs were still written; "
                 f"{store.fix(self.uri, self.error)}")
+
+
+def _mark_model_training(mlflow: Any, exp_id: str) -> None:
+    """Tag the experiment so that MLflow 3's UI opens it in model-training mode (once)."""
+    key, value = EXPERIMENT_KIND
+    if key not in mlflow.get_experiment(exp_id).tags:  # never overrule a user's choice
+        mlflow.MlflowClient().set_experiment_tag(exp_id, key, value)
 
 
 def _numbers(tree: dict[str, Any], prefix: str = "") -> dict[str, float]:

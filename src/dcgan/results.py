@@ -1,0 +1,75 @@
+"""Headline numbers for ``metrics/`` (what `dvc metrics show` prints); everything else as details.
+
+`dvc metrics show` prints one table: a row per metrics file and a column per key found in any
+of them. So each file keeps a few short numeric keys, and the evaluation writes one file per
+row (``metrics/eval/generator.json``, ``ema`` when on, ``best``, ``floor``, ``noise``) with the same keys: the
+rows share their columns and the table reads like the report's. Strings, histograms, counts,
+timings and the Inception numbers go to a details JSON beside the stage's outputs (and to
+MLflow); headline floats keep 4 significant digits, the details full precision.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from dcgan import atomic
+
+ROWS = ("generator", "ema", "best", "floor", "noise")  # the evaluation's candidates, report order
+# column -> where the number sits under a row's "classifier" scores
+SCORES = {"IS": ("inception_score", "mean"), "FD": ("frechet_distance",), "KID": ("kid", "mean"),
+          "precision": ("precision",), "recall": ("recall",), "classes": ("classes_covered",)}
+
+
+def _short(value: Any) -> int | float:
+    """An int as is; a float to 4 significant digits (a headline, not a record)."""
+    return value if isinstance(value, int) else float(f"{value:.4g}")
+
+
+def _dig(tree: dict[str, Any], path: tuple[str, ...]) -> Any:
+    for key in path:
+        tree = tree[key]
+    return tree
+
+
+def _eval(result: dict[str, Any]) -> dict[str, dict[str, int | float]]:
+    """One headline per candidate row: classifier-space scores, and the best row's epoch."""
+    rows = {}
+    for row in (r for r in ROWS if r in result):
+        scores = result[row]["classifier"]
+        rows[row] = {name: _short(_dig(scores, path)) for name, path in SCORES.items()}
+    if "best" in rows:
+        rows["best"]["epoch"] = result["best"]["epoch"]
+    return rows
+
+
+def headline(kind: str, result: dict[str, Any]) -> dict[str, Any]:
+    """The few numbers of ``result`` that ``metrics/<kind>`` holds.
+
+    Args:
+        kind: ``"train"`` (``Trainer.metrics()``: final-epoch losses and the epoch they come
+            from, named ``epoch`` like the best row's) or ``"eval"`` (``{row: {IS, FD, KID,
+            precision, recall, classes[, epoch]}}``).
+        result: everything the stage measured (what goes to the details JSON).
+    """
+    if kind == "train":
+        return {"epoch": result["epochs"], "d_loss": _short(result["d_loss"]),
+                "g_loss": _short(result["g_loss"])}
+    if kind == "eval":
+        return _eval(result)
+    raise ValueError(f"unknown kind {kind!r}; expected train or eval")
+
+
+def write(kind: str, result: dict[str, Any], metrics: str | Path, details: str | Path) -> None:
+    """Write ``result`` whole to ``details`` and its headline to ``metrics``, atomically.
+
+    For ``"eval"`` ``metrics`` is a folder holding one ``<row>.json`` per candidate.
+    """
+    atomic.write_json(details, result)
+    top = headline(kind, result)
+    if kind != "eval":
+        atomic.write_json(metrics, top)
+        return
+    with atomic.output_dir(metrics) as tmp:
+        for row, numbers in top.items():
+            atomic.write_json(tmp / f"{row}.json", numbers)

@@ -1,0 +1,185 @@
+"""Images from a trained generator: a grid, a folder of PNGs, or a walk through latent space.
+
+The generator comes from a checkpoint (``data/train/generator.pt``) or from MLflow
+(``runs:/<run id>/generator``, ``models:/<model id>``); mlflow is imported only for a URI.
+``load_generator`` is the one place a generator is made ready for sampling (eval mode); the
+writers take the module as it is. ``stages/sample.py`` and ``dcgan-sample`` run :func:`main`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+from pathlib import Path
+from typing import Iterator
+
+import torch
+from PIL import Image
+from torch import nn
+from torchvision.utils import make_grid, save_image
+from tqdm import tqdm
+
+from dcgan import atomic, checkpoint
+from dcgan.device import resolve_device
+from dcgan.errors import UserError, run_stage
+from dcgan.evaluate import sample
+from dcgan.images import save_grid
+from dcgan.models import Generator
+
+URI_SCHEMES = ("runs:/", "models:/")
+CHUNK = 5000  # images per sample() call when writing a folder: memory stays bounded
+DEFAULT_OUT = {"grid": "reports/samples/grid.png", "folder": "reports/samples/images",
+               "interp": "reports/samples/interp.png"}
+
+
+class _Exported(nn.Module):
+    """An MLflow-logged generator (a ``torch.export`` graph) as a module with a latent size.
+
+    The graph was exported in eval mode and cannot switch modes (its ``eval()`` raises), so
+    ``train()``/``eval()`` leave it as it is.
+    """
+
+    def __init__(self, graph: nn.Module, nz: int):
+        super().__init__()
+        self.graph, self.nz = graph, nz
+
+    def train(self, mode: bool = True) -> "_Exported":
+        return self
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.graph(z)
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+
+
+def _from_mlflow(uri: str) -> nn.Module:
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    from dcgan.tracking import import_mlflow, tracking_uri
+
+    store = tracking_uri()
+    db = Path(store.removeprefix("sqlite:///")) if store.startswith("sqlite:///") else None
+    if db and not db.is_file():  # connecting would create an empty store here
+        raise UserError(f"{uri}: no MLflow store at {db}; run from the repo root or set "
+                        "MLFLOW_TRACKING_URI")
+    mlflow = import_mlflow()
+    mlflow.set_tracking_uri(store)
+    try:
+        graph = mlflow.pytorch.load_model(uri, map_location="cpu")
+        (spec,) = mlflow.models.get_model_info(uri).signature.inputs.inputs  # (-1, nz)
+    except Exception as err:  # unknown run or model, no such artifact, store unreachable
+        raise UserError(f"cannot load {uri} from MLflow at {store}: {_first_line(err)}; "
+                        "expected runs:/<run id>/generator or models:/<model id>") from None
+    return _Exported(graph, int(spec.shape[-1]))
+
+
+def load_generator(source: str | Path) -> nn.Module:
+    """A generator ready to sample (eval mode, ``.nz`` set) from a checkpoint or an MLflow URI."""
+    if str(source).startswith(URI_SCHEMES):
+        return _from_mlflow(str(source))
+    path = Path(source)
+    if not path.is_file():
+        raise UserError(f"{path} not found: run `dvc repro train`, or pass a generator file or an "
+                        "MLflow URI (runs:/<run id>/generator, models:/<model id>)")
+    try:
+        generator = checkpoint.load_model(path, Generator)
+    except Exception as err:  # not a torch file, or another model's checkpoint
+        raise UserError(f"{path} is not a generator checkpoint ({_first_line(err)})") from None
+    return generator.eval()
+
+
+def batches(generator: nn.Module, n: int, seed: int, device: torch.device,
+            batch_size: int = 500) -> Iterator[torch.Tensor]:
+    """``n`` images in [-1, 1] in chunks of at most :data:`CHUNK`, the first with ``seed``.
+
+    Chunk ``k`` draws its noise from seed ``seed + k * 2**32``, so no two seeds share images.
+    """
+    for k, start in enumerate(range(0, n, CHUNK)):
+        yield sample(generator, min(CHUNK, n - start), generator.nz, device, seed + k * 2**32,
+                     batch_size)
+
+
+def write_grid(generator: nn.Module, n: int, seed: int, out: Path, device: torch.device) -> None:
+    """One PNG grid of ``n`` samples, √n per row."""
+    save_grid(torch.cat(list(batches(generator, n, seed, device))), out)
+
+
+def write_folder(generator: nn.Module, n: int, seed: int, out: Path, device: torch.device) -> None:
+    """``out/000000.png``...: one PNG per sample; the folder appears whole or not at all."""
+    with atomic.output_dir(out) as tmp, tqdm(total=n, unit="img", desc="samples",
+                                             disable=None) as bar:
+        i = 0
+        for chunk in batches(generator, n, seed, device):
+            for image in chunk:
+                save_image(image, tmp / f"{i:06d}.png", normalize=True, value_range=(-1, 1))
+                i += 1
+                bar.update()
+
+
+def slerp(z0: torch.Tensor, z1: torch.Tensor, steps: int) -> torch.Tensor:
+    """``steps`` points from ``z0`` to ``z1`` along the great circle (Gaussian latents keep
+    their norm this way; a straight line passes through low-norm, atypical latents)."""
+    t = torch.linspace(0, 1, steps).unsqueeze(1)
+    omega = torch.arccos((z0 / z0.norm() * z1 / z1.norm()).sum().clamp(-1, 1))
+    if omega.abs() < 1e-6:
+        return (1 - t) * z0 + t * z1
+    return (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / torch.sin(omega)
+
+
+@torch.no_grad()
+def write_interpolation(generator: nn.Module, n: int, seed: int, out: Path,
+                        device: torch.device) -> Path:
+    """A strip of ``n`` images between two seeded latents (PNG), and the walk as a GIF beside it.
+
+    The GIF goes there and back, each frame enlarged to at least 128 px. Returns its path.
+    """
+    z0, z1 = torch.randn(2, generator.nz, generator=torch.Generator().manual_seed(seed))
+    images = generator.to(device)(slerp(z0, z1, n).to(device)).float().clamp(-1, 1).cpu()
+    save_grid(images, out, nrow=n)
+    scale = max(1, -(-128 // images.shape[-1]))
+    frames = []
+    for image in images:
+        grid = make_grid(image, normalize=True, value_range=(-1, 1), padding=0)
+        frame = Image.fromarray(grid.mul(255).round().byte().permute(1, 2, 0).numpy())
+        frames.append(frame.resize((frame.width * scale, frame.height * scale), Image.NEAREST))
+    frames += frames[-2:0:-1]  # and back, so the loop does not jump
+    buf = io.BytesIO()
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=120, loop=0)
+    gif = out.with_suffix(".gif")
+    atomic.write_bytes(gif, buf.getvalue())
+    return gif
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Images from a trained DCGAN generator.")
+    parser.add_argument("generator", nargs="?", default="data/train/generator.pt",
+                        help="checkpoint file, or an MLflow URI: runs:/<run id>/generator, "
+                             "models:/<model id> (default: %(default)s)")
+    parser.add_argument("--format", choices=list(DEFAULT_OUT), default="grid",
+                        help="grid: one PNG; folder: one PNG per image; interp: a latent walk "
+                             "(strip PNG + GIF)")
+    parser.add_argument("-n", type=int, default=64, help="images (interp: steps); default 64")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", help="output path (default: reports/samples/grid.png, "
+                                      "reports/samples/images/ or reports/samples/interp.png)")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    args = parser.parse_args(argv)
+    if args.n < 1 or (args.format == "interp" and args.n < 2):
+        raise UserError(f"-n {args.n}: need at least {2 if args.format == 'interp' else 1}")
+    device = resolve_device(args.device)
+    generator = load_generator(args.generator)
+    out = Path(args.out or DEFAULT_OUT[args.format])
+    if args.format == "grid":
+        write_grid(generator, args.n, args.seed, out, device)
+    elif args.format == "folder":
+        write_folder(generator, args.n, args.seed, out, device)
+    else:
+        out = f"{out} and {write_interpolation(generator, args.n, args.seed, out, device)}"
+    print(f"sample: {args.n} image(s) from {args.generator} (seed {args.seed}) -> {out}")
+
+
+def cli() -> None:
+    """The ``dcgan-sample`` console script: :func:`main` with one-line errors."""
+    run_stage(main)

@@ -1,0 +1,84 @@
+"""metrics/ holds headline numbers only (a table that fits a terminal); the details hold the rest."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dcgan import results
+from conftest import REPO
+
+# What Trainer.metrics() returns (keys as in src/dcgan/train.py), with wide values.
+TRAIN = {"d_loss": 1.2345678901, "g_loss": -12.345678901, "d_real": 0.51234, "d_fake": 0.4321,
+         "epochs": 100, "iterations": 46900, "wall_time_s": 12345.678, "images_per_second": 4863.2,
+         "device": "cuda:0", "dtype": "bf16", "processes": 8, "best_epoch": 87,
+         "best_eval_fd": 3.14159}
+
+
+def _row(fd: float, kid: float) -> dict:
+    return {"classifier": {"inception_score": {"mean": 9.87654321, "std": 0.1234},
+                           "frechet_distance": fd, "kid": {"mean": kid, "std": 0.001},
+                           "precision": 0.6123456, "recall": 0.0012345, "classes_covered": 10,
+                           "class_histogram": {str(i): 1000 for i in range(10)}},
+            "inception": {"inception_score_mean": 1.05, "fid": 123.4, "kid_mean": 0.1}}
+
+
+# Wide values on purpose: a three-digit FD, a negative KID (the unbiased estimate can be).
+EVAL = {"samples": 10000, "reference": "held-out split vs train",
+        "generator": _row(123.456789, -0.000123456), "floor": _row(0.0123456, 0.0000123),
+        "noise": _row(1234.56789, 0.987654),
+        "best": {"epoch": 87, "score": 3.1, "rule": "lowest FD", **_row(3.14159, 0.00123)}}
+
+
+def test_headlines_are_a_few_numbers_and_no_strings():
+    assert results.headline("train", TRAIN) == {"epoch": 100, "d_loss": 1.235, "g_loss": -12.35}
+    rows = results.headline("eval", EVAL)
+    assert list(rows) == ["generator", "best", "floor", "noise"]
+    assert rows["generator"] == {"IS": 9.877, "FD": 123.5, "KID": -0.0001235, "precision": 0.6123,
+                                 "recall": 0.001234, "classes": 10}
+    assert rows["best"]["epoch"] == 87 and "epoch" not in rows["floor"]
+    for numbers in rows.values():
+        assert all(type(v) in (int, float) for v in numbers.values())
+    with pytest.raises(ValueError, match="unknown kind"):
+        results.headline("classifier", {})
+
+
+def test_eval_without_best_checkpoint_has_three_rows(tmp_path):
+    no_best = {k: v for k, v in EVAL.items() if k != "best"}
+    results.write("eval", no_best, tmp_path / "metrics/eval", tmp_path / "data/eval/details.json")
+    assert sorted(p.name for p in (tmp_path / "metrics/eval").iterdir()) == [
+        "floor.json", "generator.json", "noise.json"]
+    assert json.loads((tmp_path / "data/eval/details.json").read_text()) == no_best
+
+
+def _git_dvc_repo(path: Path) -> Path:
+    """A git + dvc repo holding this repo's dvc.yaml and params.yaml (no stage is run)."""
+    path.mkdir()
+    for name in ("dvc.yaml", "params.yaml"):
+        shutil.copy(REPO / name, path / name)
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    for cmd in (["git", "init", "-q"], [sys.executable, "-m", "dvc", "init", "-q"]):
+        subprocess.run(cmd, cwd=path, env=env, check=True)
+    return path
+
+
+@pytest.mark.slow
+def test_dvc_metrics_show_fits_120_columns(tmp_path):
+    """Every metrics file of dvc.yaml, written with wide values, in `dvc metrics show`."""
+    repo = _git_dvc_repo(tmp_path / "repo")
+    results.write("train", TRAIN, repo / "metrics/train.json", repo / "data/train/details.json")
+    results.write("eval", EVAL, repo / "metrics/eval", repo / "data/eval/details.json")
+    shown = subprocess.run([sys.executable, "-m", "dvc", "metrics", "show"], cwd=repo,
+                           capture_output=True, text=True, check=True).stdout
+    lines = shown.strip().splitlines()
+    assert len(lines) == 1 + 5, shown  # header, train, four eval rows
+    assert max(map(len, lines)) <= 120, shown
+    header = lines[0].split()
+    assert {"IS", "FD", "KID", "precision", "recall", "classes", "epoch", "d_loss",
+            "g_loss"} == set(header[1:]), shown
