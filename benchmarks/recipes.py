@@ -42,17 +42,24 @@ from dcgan.training.ema import EmaGenerator
 
 SHARED = REPO.parent / "shared" / "data"
 DATASETS = {"mnist-5k": SHARED / "mnist-5k", "fashion-900": SHARED / "fashion-mnist-sample"}
+OLD_LR = {"train.lr_g": 0.0002, "train.lr_d": 0.0002}  # the defaults before these runs
 RECIPES = {  # name -> params overrides on top of params.yaml
-    "baseline": {"train.sample_bn": "running"},  # the pytorch/examples recipe as it was
-    "standing": {"train.sample_bn": "standing"},
-    "ema": {"train.ema": 0.999, "train.ema_start": 500},
-    "spectral": {"model.d_norm": "spectral"},
+    "default": {},  # params.yaml as it is
+    "baseline": {**OLD_LR, "train.sample_bn": "running"},  # the pytorch/examples recipe
+    "standing": {**OLD_LR, "train.sample_bn": "standing"},
+    "ema": {**OLD_LR, "train.ema": 0.999, "train.ema_start": 500},
+    "ema-0.99": {**OLD_LR, "train.ema": 0.99, "train.ema_start": 0},
+    "spectral": {**OLD_LR, "model.d_norm": "spectral"},
     "ttur": {"train.lr_d": 0.0004, "train.lr_g": 0.0001},
-    "diffaug": {"train.augment": "translation,cutout"},
-    "lr5e-4": {"train.lr_g": 0.0005, "train.lr_d": 0.0005},
-    "ema-0.99": {"train.ema": 0.99, "train.ema_start": 0},
-    "diffaug-ema": {"train.augment": "translation,cutout", "train.ema": 0.999,
+    "diffaug": {**OLD_LR, "train.augment": "translation,cutout"},
+    "diffaug-ema": {**OLD_LR, "train.augment": "translation,cutout", "train.ema": 0.999,
                     "train.ema_start": 500},
+    "lr5e-4": {"train.lr_g": 0.0005, "train.lr_d": 0.0005},
+    "lr5e-4-ema": {"train.lr_g": 0.0005, "train.lr_d": 0.0005, "train.ema": 0.99,
+                   "train.ema_start": 0},
+    "lr5e-4-dsteps2": {"train.lr_g": 0.0005, "train.lr_d": 0.0005, "train.d_steps": 2},
+    "lr1e-3": {"train.lr_g": 0.001, "train.lr_d": 0.001},
+    "lr2e-3": {"train.lr_g": 0.002, "train.lr_d": 0.002},
 }
 TINY = {"model.ngf": 8, "model.ndf": 8, "model.nz": 16, "classifier.width": 4,
         "classifier.min_steps": 0, "classifier.epochs": 1}
