@@ -88,7 +88,7 @@ def test_default_data_set_from_params_however_its_path_is_spelled(tmp_path):
 
 def test_losses_are_drawn_with_markers(tmp_path, monkeypatch):
     """A one-epoch run is one point per curve: only a marker shows it."""
-    from dcgan import compare
+    from dcgan.tracking import compare
 
     drawn = []
     monkeypatch.setattr(compare, "save_figure", lambda fig, path: drawn.append(fig))

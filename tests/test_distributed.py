@@ -76,7 +76,7 @@ def test_two_processes_write_one_run_that_matches_one_process(two_proc, prepared
     state = checkpoint.load(next((two_proc / "work").iterdir()) / "last.pt")
     assert state["epoch"] == 2 and state["world_size"] == 2
     assert not any(k.startswith("module.") for k in state["G"])  # loads in one process
-    m = json.loads((two_proc / "train.json").read_text())
+    m = json.loads((two_proc / "out/details.json").read_text())  # the full metrics
     assert m["processes"] == 2 and m["epochs"] == 2 and m["iterations"] == 2 * 4096 // 32
     runs = _mlflow_runs(two_proc)
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"

@@ -38,7 +38,7 @@ def _classifier(tmp_path, prepared, monkeypatch, capsys):
     capsys.readouterr()  # the data stages' progress bars
     params = write_params(tmp_path, {**TINY, "preprocess.image_size": 16})
     return _run_stage("classifier", ["--params", params, "--data", prepared, "--out",
-                                     tmp_path / "clf.pt", "--metrics", tmp_path / "clf.json"],
+                                     tmp_path / "clf.pt", "--details", tmp_path / "clf.json"],
                       monkeypatch)
 
 
@@ -96,11 +96,11 @@ def test_flat_folder_trains_evaluates_and_reports(tmp_path):
     stages = [
         ("download", ["--out", d / "raw"]),
         ("preprocess", ["--raw", d / "raw", "--out", d / "prepared"]),
-        ("classifier", ["--data", d / "prepared", "--out", d / "clf.pt", "--metrics", d / "clf.json"]),
+        ("classifier", ["--data", d / "prepared", "--out", d / "clf.pt", "--details", d / "clf.json"]),
         ("train", ["--data", d / "prepared", "--classifier", d / "clf.pt", "--workdir", d / "ckpt",
                    "--out", d / "train", "--metrics", d / "train.json"]),
         ("evaluate", ["--data", d / "prepared", "--classifier", d / "clf.pt", "--train", d / "train",
-                      "--metrics", d / "eval.json"]),
+                      "--metrics", d / "eval", "--details", d / "eval.json"]),
         ("report", ["--data", d / "prepared", "--train", d / "train", "--train-metrics",
                     d / "train.json", "--eval", d / "eval.json", "--out", d / "report"]),
     ]

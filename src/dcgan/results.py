@@ -37,7 +37,9 @@ def _eval(result: dict[str, Any]) -> dict[str, dict[str, int | float]]:
     rows = {}
     for row in (r for r in ROWS if r in result):
         scores = result[row]["classifier"]
-        rows[row] = {name: _short(_dig(scores, path)) for name, path in SCORES.items()}
+        # Unlabelled data has no class scores (IS, classes): those columns stay empty.
+        rows[row] = {name: _short(_dig(scores, path)) for name, path in SCORES.items()
+                     if path[0] in scores}
     if "best" in rows:
         rows["best"]["epoch"] = result["best"]["epoch"]
     return rows
