@@ -30,6 +30,8 @@ from dcgan.evaluate import Settings, classifier_scores, sample
 from dcgan.models import Discriminator, Generator
 
 FULL = {"28x28": (60_000, 1, 28), "64x64": (16_000, 3, 64)}  # name -> (images, channels, size)
+# The networks both loops train: the DCGAN of the write-ups, whatever params.yaml's model is
+DCGAN = {"model.nz": 100, "model.ngf": 64, "model.ndf": 64, "model.extra_layers": 0}
 EVAL_SAMPLES = 10_000
 
 
@@ -41,14 +43,14 @@ def ours(folder: Path, device: torch.device, batch: int, epochs: int, overrides:
 
 
 def reference(folder: Path, device: torch.device, batch: int, epochs: int, nz: int = 100,
-              ngf: int = 64, ndf: int = 64) -> float:
+              ngf: int = 64, ndf: int = 64, extra_layers: int = 0) -> float:
     """Images per second of what the write-ups do: a DataLoader over CPU tensors, a copy to the
     device per batch, fp32, eager, and ``.item()`` on every step."""
     images = torch.load(folder / "train.pt", weights_only=True)["images"]
     nc, size = images.shape[1], images.shape[-1]
     torch.manual_seed(0)
-    G = Generator(nz=nz, ngf=ngf, nc=nc, image_size=size).to(device)
-    D = Discriminator(nc=nc, ndf=ndf, image_size=size).to(device)
+    G = Generator(nz=nz, ngf=ngf, nc=nc, image_size=size, extra_layers=extra_layers).to(device)
+    D = Discriminator(nc=nc, ndf=ndf, image_size=size, extra_layers=extra_layers).to(device)
     opt_g = torch.optim.Adam(G.parameters(), 2e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), 2e-4, betas=(0.5, 0.999))
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(images), batch_size=batch,
@@ -112,7 +114,8 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a params override for our path, e.g. train.compile=default (YAML value)")
     args = parser.parse_args()
-    overrides = parse_overrides(args.set)
+    overrides = {**DCGAN, **parse_overrides(args.set)}
+    model = {k.split(".")[1]: v for k, v in overrides.items() if k in DCGAN}
     device = resolve_device(args.device)
     scale = args.scale or (1.0 if device.type == "cuda" else 0.02)
     rows = []
@@ -121,7 +124,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             folder = synthetic_set(Path(tmp), n, nc, size)
             ips = ours(folder, device, args.batch, args.epochs, overrides)
-            ref = reference(folder, device, args.batch, args.epochs)
+            ref = reference(folder, device, args.batch, args.epochs, **model)
         rows.append({"set": name, "images": n, "ours_images_per_s": ips,
                      "reference_images_per_s": ref, "speedup": ips / ref,
                      "full_epoch_s": n_full / ips})
@@ -136,7 +139,7 @@ def main() -> None:
     }
     print(_table(rows))
     print(f"evaluation: {n_eval} samples, classifier metrics in {result['evaluation']['seconds']:.2f} s")
-    tag = "".join(f"-{k.split('.')[-1]}={v}" for k, v in overrides.items())
+    tag = "".join(f"-{k.split('.')[-1]}={v}" for k, v in overrides.items() if DCGAN.get(k) != v)
     path = Path(args.out) / f"{slug(result['device'])}-{result['date']}{tag}.json"
     atomic.write_json(path, result)
     print(f"-> {path}")

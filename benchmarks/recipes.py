@@ -37,6 +37,7 @@ from dcgan.data.prepared import load_meta, load_split, permutation
 from dcgan.data.sources import parse_dataset
 from dcgan.device import resolve_device
 from dcgan.evaluate import Settings, classifier_scores, sample
+from dcgan.images import save_grid
 from dcgan.training import standard
 from dcgan.training.ema import EmaGenerator
 
@@ -123,6 +124,9 @@ def run_row(data, name: str, overrides: dict, args, device, tmp: Path) -> dict:
                         {**overrides, "train.device": str(device)}, args.steps, args.batch)
     wall = time.perf_counter() - start
     fake = sample(trainer.sampler(), len(score_half), trainer.p.model.nz, device, seed=1)
+    if args.grids:
+        seed = overrides["seed"]
+        save_grid(fake[:100], Path(args.grids) / f"{name}-{overrides['loss']}-{seed}.png")
     return {"G_steps": trainer.iters * trainer.epoch, "epochs": trainer.epoch,
             "wall_s": round(wall, 1), **scores(clf, fake, score_half, device)}
 
@@ -152,6 +156,7 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="an override for every recipe (YAML value)")
     parser.add_argument("--tiny", action="store_true", help="a tiny model and budget (CI smoke)")
+    parser.add_argument("--grids", metavar="DIR", help="save 100 samples of each row as a PNG")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
     args = parser.parse_args()
     common = {**(TINY if args.tiny else {}), **parse_overrides(args.set)}

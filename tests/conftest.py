@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import gzip
+import signal
+import subprocess
 import struct
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -101,6 +104,18 @@ def stage_cmd(folder: Path, params: Path, prepared: Path) -> list[str]:
     return [sys.executable, str(REPO / "stages/train.py"), "--params", str(params),
             "--data", str(prepared), "--workdir", str(folder / "work"),
             "--out", str(folder / "out"), "--metrics", str(folder / "train.json")]
+
+
+def kill_after_first_checkpoint(cmd: list[str], env: dict, workdir: Path) -> None:
+    """Start the training ``cmd`` and SIGKILL it as soon as a ``last.pt`` exists under
+    ``workdir``: a crash between two epochs, the case resume has to get exactly right."""
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not list(workdir.glob("*/last.pt")) and time.monotonic() < deadline:
+        assert proc.poll() is None, "training ended before it could be killed"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
 
 
 def make_prepared(folder: Path, n: int = 64, seed: int = 0) -> Path:

@@ -14,7 +14,8 @@ import time
 import pytest
 
 from dcgan import checkpoint
-from conftest import REPO, TINY, make_prepared, stage_cmd, write_params
+from conftest import (REPO, TINY, kill_after_first_checkpoint, make_prepared, stage_cmd,
+                      write_params)
 
 mlflow = pytest.importorskip("mlflow")
 pytestmark = pytest.mark.slow  # every test starts a stage or a server
@@ -176,14 +177,7 @@ def test_killed_run_resumes_in_the_same_mlflow_run(tmp_path):
     overrides = {**TINY, "model.ngf": 16, "model.ndf": 16, "train.epochs": 3}
     params = write_params(tmp_path / "params", overrides)
     env = dict(os.environ, MLFLOW_TRACKING_URI=uri, OMP_NUM_THREADS="1")
-    proc = subprocess.Popen(stage_cmd(tmp_path, params, prepared), env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    while not list((tmp_path / "work").glob("*/last.pt")) and time.monotonic() < deadline:
-        assert proc.poll() is None, "training ended before it could be killed"
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_after_first_checkpoint(stage_cmd(tmp_path, params, prepared), env, tmp_path / "work")
     assert "resuming" in _train(tmp_path, prepared, uri, **{k: v for k, v in overrides.items()})
     ((run, steps),) = _runs(uri)
     assert steps == [1, 2, 3] and run.info.status == "FINISHED"

@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import os
-import signal
 import socket
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
 
 from dcgan import checkpoint
 from dcgan.config import load_params
+from dcgan.data.prepared import load_meta
 from dcgan.models import Generator
-from dcgan.training import Trainer, TrainingDiverged
-from conftest import REPO, TINY, make_prepared, stage_cmd, write_params
+from dcgan.training import Trainer, TrainingDiverged, run_id
+from conftest import (REPO, TINY, kill_after_first_checkpoint, make_prepared, stage_cmd,
+                      write_params)
 
 
 @pytest.fixture(scope="module")
@@ -91,14 +92,8 @@ def test_sigkill_mid_run_then_resume_is_bit_identical(tmp_path):
     subprocess.run(stage_cmd(tmp_path / "a", params, prepared), env=env, check=True,
                    capture_output=True)
 
-    proc = subprocess.Popen(stage_cmd(tmp_path / "b", params, prepared), env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    while not list((tmp_path / "b/work").glob("*/last.pt")) and time.monotonic() < deadline:
-        assert proc.poll() is None, "training ended before it could be killed"
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_after_first_checkpoint(stage_cmd(tmp_path / "b", params, prepared), env,
+                                tmp_path / "b/work")
     assert not (tmp_path / "b/out").exists()
 
     resumed = subprocess.run(stage_cmd(tmp_path / "b", params, prepared), env=env, check=True,
@@ -290,3 +285,23 @@ def test_a_trainer_started_beside_a_running_one_exits_with_one_line(tmp_path, pr
         f"error: another training process (pid {holder.pid} on {socket.gethostname()}) is using "
         f"{tmp_path / 'work'}: wait for it to finish or stop it, then rerun"]
     assert not (tmp_path / "out").exists()
+
+
+def test_resume_hint_names_the_checkpoint_resume_would_use(tmp_path, prepared):
+    """The launcher's error line points at the file a rerun resumes from: in the shorter
+    run's ``epochs-<N>/`` beside a longer run, and ``prev.pt`` when ``last.pt`` is broken."""
+    import runpy
+
+    resume_hint = runpy.run_path(str(REPO / "stages/train.py"))["resume_hint"]
+    params = _params(**{"train.epochs": 1})
+    args = argparse.Namespace(workdir=str(tmp_path / "work"), data=str(prepared))
+    assert "No epoch had finished" in resume_hint(params, args)
+    folder = tmp_path / "work" / run_id(params, load_meta(prepared))
+    folder.mkdir(parents=True)
+    checkpoint.save(folder / "last.pt", {"epoch": 3})  # a longer run of the same params
+    assert "No epoch had finished" in resume_hint(params, args)
+    shorter = folder / "epochs-1"
+    shorter.mkdir()
+    checkpoint.save(shorter / "prev.pt", {"epoch": 1})
+    (shorter / "last.pt").write_bytes(b"torn")
+    assert resume_hint(params, args).startswith(f"{shorter / 'prev.pt'} (epoch 1) is intact")
