@@ -30,8 +30,10 @@ from dcgan.evaluate import Settings, classifier_scores, sample
 from dcgan.models import Discriminator, Generator
 
 FULL = {"28x28": (60_000, 1, 28), "64x64": (16_000, 3, 64)}  # name -> (images, channels, size)
-# The networks both loops train: the DCGAN of the write-ups, whatever params.yaml's model is
-DCGAN = {"model.nz": 100, "model.ngf": 64, "model.ndf": 64, "model.extra_layers": 0}
+# What both loops train: the DCGAN of the write-ups, whatever params.yaml's model is, and
+# the same maths (the reference loop has no R1 penalty)
+DCGAN = {"model.nz": 100, "model.ngf": 64, "model.ndf": 64, "model.extra_layers": 0,
+         "train.r1": 0.0}
 EVAL_SAMPLES = 10_000
 
 
@@ -115,7 +117,8 @@ def main() -> None:
                         help="a params override for our path, e.g. train.compile=default (YAML value)")
     args = parser.parse_args()
     overrides = {**DCGAN, **parse_overrides(args.set)}
-    model = {k.split(".")[1]: v for k, v in overrides.items() if k in DCGAN}
+    model = {k.split(".")[1]: v for k, v in overrides.items() if k.startswith("model.")
+             and k in DCGAN}
     device = resolve_device(args.device)
     scale = args.scale or (1.0 if device.type == "cuda" else 0.02)
     rows = []

@@ -11,7 +11,7 @@ pipeline's own outputs sample from (the EMA when the recipe turns it on, batch n
 ``benchmarks/results/recipes-<device>-<date>.json``.
 
     python benchmarks/recipes.py                                    # every recipe, bce, mnist-5k
-    python benchmarks/recipes.py --recipes baseline,best --losses bce,mse,hinge,wgan-gp
+    python benchmarks/recipes.py --recipes baseline,default --losses bce,mse,hinge,wgan-gp
     python benchmarks/recipes.py --tiny                             # the CI smoke run
 """
 
@@ -43,24 +43,45 @@ from dcgan.training.ema import EmaGenerator
 
 SHARED = REPO.parent / "shared" / "data"
 DATASETS = {"mnist-5k": SHARED / "mnist-5k", "fashion-900": SHARED / "fashion-mnist-sample"}
-OLD_LR = {"train.lr_g": 0.0002, "train.lr_d": 0.0002}  # the defaults before these runs
+# The defaults before each round of these runs, so every row stays reproducible as params.yaml
+# moves on: the DCGAN paper's recipe, then round 1's (lr 1e-3, the paper's depth, no R1)
+PAPER = {"train.lr_g": 0.0002, "train.lr_d": 0.0002, "model.extra_layers": 0, "train.r1": 0.0}
+ROUND1 = {"train.lr_g": 0.001, "train.lr_d": 0.001, "model.extra_layers": 0, "train.r1": 0.0}
+ROUND2 = {**ROUND1, "model.extra_layers": 2, "train.r1": 1.0, "train.r1_every": 8}
+EMA_99 = {"train.ema": 0.99, "train.ema_start": 0}
 RECIPES = {  # name -> params overrides on top of params.yaml
     "default": {},  # params.yaml as it is
-    "baseline": {**OLD_LR, "train.sample_bn": "running"},  # the pytorch/examples recipe
-    "standing": {**OLD_LR, "train.sample_bn": "standing"},
-    "ema": {**OLD_LR, "train.ema": 0.999, "train.ema_start": 500},
-    "ema-0.99": {**OLD_LR, "train.ema": 0.99, "train.ema_start": 0},
-    "spectral": {**OLD_LR, "model.d_norm": "spectral"},
-    "ttur": {"train.lr_d": 0.0004, "train.lr_g": 0.0001},
-    "diffaug": {**OLD_LR, "train.augment": "translation,cutout"},
-    "diffaug-ema": {**OLD_LR, "train.augment": "translation,cutout", "train.ema": 0.999,
+    # round 1: the pytorch/examples recipe and what it lacks for 2,000 steps
+    "baseline": {**PAPER, "train.sample_bn": "running"},
+    "standing": {**PAPER, "train.sample_bn": "standing"},
+    "ema": {**PAPER, "train.ema": 0.999, "train.ema_start": 500},
+    "ema-0.99": {**PAPER, **EMA_99},
+    "spectral": {**PAPER, "model.d_norm": "spectral"},
+    "ttur": {**ROUND1, "train.lr_d": 0.0004, "train.lr_g": 0.0001},
+    "diffaug": {**PAPER, "train.augment": "translation,cutout"},
+    "diffaug-ema": {**PAPER, "train.augment": "translation,cutout", "train.ema": 0.999,
                     "train.ema_start": 500},
-    "lr5e-4": {"train.lr_g": 0.0005, "train.lr_d": 0.0005},
-    "lr5e-4-ema": {"train.lr_g": 0.0005, "train.lr_d": 0.0005, "train.ema": 0.99,
-                   "train.ema_start": 0},
-    "lr5e-4-dsteps2": {"train.lr_g": 0.0005, "train.lr_d": 0.0005, "train.d_steps": 2},
-    "lr1e-3": {"train.lr_g": 0.001, "train.lr_d": 0.001},
-    "lr2e-3": {"train.lr_g": 0.002, "train.lr_d": 0.002},
+    "lr5e-4": {**ROUND1, "train.lr_g": 0.0005, "train.lr_d": 0.0005},
+    "lr5e-4-ema": {**ROUND1, "train.lr_g": 0.0005, "train.lr_d": 0.0005, **EMA_99},
+    "lr5e-4-dsteps2": {**ROUND1, "train.lr_g": 0.0005, "train.lr_d": 0.0005, "train.d_steps": 2},
+    "lr1e-3": {**ROUND1},
+    "lr2e-3": {**ROUND1, "train.lr_g": 0.002, "train.lr_d": 0.002},
+    # round 2: depth, width and the R1 penalty, on round 1's lr 1e-3
+    "ngf128": {**ROUND1, "model.ngf": 128},
+    "ndf128": {**ROUND1, "model.ndf": 128},
+    "depth1": {**ROUND1, "model.extra_layers": 1},
+    "depth1-diffaug": {**ROUND1, "model.extra_layers": 1, "train.augment": "translation,cutout"},
+    "depth2": {**ROUND1, "model.extra_layers": 2},
+    "depth3": {**ROUND1, "model.extra_layers": 3},
+    "depth4": {**ROUND1, "model.extra_layers": 4},
+    "r1": {**ROUND2, "model.extra_layers": 0, "train.r1_every": 1},
+    "depth2-r1": {**ROUND2, "train.r1_every": 1},
+    "depth2-r1-gamma0.3": {**ROUND2, "train.r1": 0.3, "train.r1_every": 1},
+    "depth2-r1-gamma3": {**ROUND2, "train.r1": 3.0, "train.r1_every": 1},
+    "depth2-lazy-r1": ROUND2,  # the round-2 default (params.yaml)
+    "depth2-lazy-r1-lr2e-3": {**ROUND2, "train.lr_g": 0.002, "train.lr_d": 0.002},
+    "depth2-lazy-r1-lr2e-4": {**ROUND2, "train.lr_g": 0.0002, "train.lr_d": 0.0002},
+    "depth4-lazy-r1": {**ROUND2, "model.extra_layers": 4},
 }
 TINY = {"model.ngf": 8, "model.ndf": 8, "model.nz": 16, "classifier.width": 4,
         "classifier.min_steps": 0, "classifier.epochs": 1}

@@ -17,7 +17,9 @@ from dcgan.losses import (
     d_loss_real,
     d_output_score,
     g_loss,
+    get,
     gradient_penalty,
+    r1_penalty,
 )
 from dcgan.models import Discriminator
 
@@ -147,6 +149,23 @@ def test_gradient_penalty_closed_forms():
     assert penalty.requires_grad
     penalty.backward()
     torch.testing.assert_close(w.grad, w.detach() * 4 / 3)
+
+
+def test_r1_penalty_closed_form():
+    """R1 = E ||grad_x D(x)||**2: ||w||**2 = 9 for a linear critic of norm 3, and a training
+    signal for D: d/dw ||w||**2 = 2 w."""
+    real, _ = _batches()
+    w, critic = _linear_critic(3.0)
+    penalty = r1_penalty(critic, real)
+    assert penalty.item() == pytest.approx(9.0, rel=1e-5)
+    penalty.backward()
+    torch.testing.assert_close(w.grad, 2 * w.detach())
+    assert real.grad is None  # the images are not trained
+
+
+def test_r1_defaults_per_loss():
+    assert [get(n).r1_for(None) for n in LOSSES] == [1.0, 1.0, 1.0, 0.0]
+    assert get("wgan-gp").r1_for(0.5) == 0.5 and get("bce").r1_for(0.0) == 0.0
 
 
 def test_gradient_penalty_reaches_every_critic_parameter():

@@ -21,10 +21,12 @@ CASES = {  # name -> param overrides; two epochs so resume-free epoch boundaries
     "mse": {"loss": "mse"},
     "hinge-layer": {"loss": "hinge", "model.d_norm": "layer"},
     "wgan-gp": {"loss": "wgan-gp", "train.d_steps": 2},
+    "bce-r1": {"train.r1": 1.0, "train.r1_every": 2},  # recorded when R1 was added
 }
 PINNED = {
     "2.14.1": {"bce-separate": "aa47b09d3876da63", "mse": "ddcef9d640e83746",
-               "hinge-layer": "02940160330b3c23", "wgan-gp": "29e7bcbd9bdc9637"},
+               "hinge-layer": "02940160330b3c23", "wgan-gp": "29e7bcbd9bdc9637",
+              "bce-r1": "a8fea039cb4c9a58"},
 }
 
 
@@ -41,12 +43,18 @@ def weights_hash(module_states: list[dict[str, torch.Tensor]]) -> str:
 def train_case(tmp_path, prepared, overrides: dict) -> str:
     from dcgan.training import Trainer
 
-    # The learning rates the hashes were recorded with (the defaults then): the pins hold the
-    # code's behaviour, not the defaults of params.yaml.
-    base = {**TINY, "train.lr_g": 0.0002, "train.lr_d": 0.0002}
+    # The learning rates, depth and R1 the hashes were recorded with (the defaults then): the
+    # pins hold the code's behaviour, not the defaults of params.yaml.
+    base = {**TINY, "train.lr_g": 0.0002, "train.lr_d": 0.0002, "model.extra_layers": 0,
+            "train.r1": 0.0, "train.r1_every": 1}
     params = load_params(REPO / "params.yaml", {**base, **overrides})
     trainer = Trainer(params, prepared, tmp_path / "work")
-    trainer.run()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # the recorded count: CPU kernels split sums by thread
+    try:
+        trainer.run()
+    finally:
+        torch.set_num_threads(threads)
     return weights_hash([trainer.G.state_dict(), trainer.D.state_dict()])
 
 

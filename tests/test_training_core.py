@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import copy
 import importlib.util
 import subprocess
 import sys
@@ -133,3 +134,44 @@ def test_generate_leaves_g_in_training_mode(tmp_path, prepared):
     trainer = Trainer(_params(), prepared, tmp_path)
     images = trainer.generate(trainer.fixed_noise)
     assert images.shape == (16, 1, 28, 28) and trainer.G.training and torch.isfinite(images).all()
+
+
+def test_r1_step_adds_gamma_over_two_times_the_penalty(tmp_path, prepared):
+    """A D step told to apply R1 minimises the loss's D term plus gamma * every / 2 times
+    E ||grad_x D(x)||**2 on the real batch: same loss value, same updated weights as by hand."""
+    from dcgan import losses
+
+    trainer = Trainer(_params(**{"train.r1": 0.3, "train.r1_every": 4}), prepared, tmp_path)
+    real = torch.rand(16, 1, 28, 28) * 2 - 1
+    fake = trainer.G(torch.randn(16, trainer.p.model.nz)).detach()
+    D = copy.deepcopy(trainer.D)
+    opt = torch.optim.Adam(D.parameters(), trainer.p.train.lr_d, (0.5, 0.999))
+    opt.load_state_dict(trainer.nets.opt_d.state_dict())
+    expected = losses.get("bce").d_loss(D(real), D(fake)) + 0.3 * 4 / 2 * losses.r1_penalty(D, real)
+    opt.zero_grad()
+    expected.backward()
+    opt.step()
+    got, _, _ = trainer.steps.d_step(real, fake, r1=True)
+    assert got.item() == pytest.approx(expected.item(), rel=1e-6)
+    for a, b in zip(trainer.D.parameters(), D.parameters()):
+        torch.testing.assert_close(a, b)
+
+
+def test_r1_every_counts_d_steps_over_the_whole_run(tmp_path, prepared, monkeypatch):
+    """Lazy R1 falls on every r1_every-th D step of the run, epoch boundaries included, so a
+    resumed run penalises the same steps as an uninterrupted one."""
+    from dcgan.training import steps as steps_module
+
+    calls = []
+    real_penalty = steps_module.r1_penalty
+    monkeypatch.setattr(steps_module, "r1_penalty", lambda d, x: calls.append(1) or real_penalty(d, x))
+    params = _params(**{"train.r1_every": 3, "train.d_steps": 2, "train.epochs": 1})
+    trainer = Trainer(params, prepared, tmp_path)
+    applied = []
+    for epoch in range(3):  # 64 images, batch 16, 2 D steps per G step: 2 G steps, 4 D steps
+        calls.clear()
+        trainer.train_epoch()
+        trainer.epoch += 1
+        applied.append(len(calls))
+    assert trainer.iters * trainer.d_steps == 4
+    assert applied == [2, 1, 1]  # D steps 0 and 3 | 6 | 9 (of 0..11)

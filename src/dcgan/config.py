@@ -106,6 +106,8 @@ class TrainParams:
     beta2: float = _rule(minimum=0.0)
     d_steps: Optional[int] = _rule(minimum=1)  # D steps per G step; null: the loss's own
     gp_weight: float = _rule(minimum=0.0)  # WGAN-GP's lambda
+    r1: Optional[float] = _rule(minimum=0.0)  # R1 penalty's gamma; null: the loss's own
+    r1_every: int = _rule(minimum=1)  # D steps between R1 penalties (lazy regularisation)
     d_batches: str = _rule(choices=("joint", "separate"))  # separate: fake then real D updates
     device: str = _rule(check=check_device)  # auto | cpu | cuda | cuda:N
     precision: str = _rule(choices=("bf16", "fp32"))  # bf16 autocast applies on CUDA only

@@ -136,6 +136,8 @@ class Loss:
         d_norm: D's normalisation when ``model.d_norm`` is auto.
         gradient_penalty: Whether D's loss adds ``gp_weight * gradient_penalty`` (which needs
             real and fake in one update, and a D that treats samples independently).
+        r1: The R1 penalty's gamma when ``train.r1`` is null (0: none; WGAN-GP's own penalty
+            already bounds the critic's gradients).
     """
 
     name: str
@@ -146,10 +148,15 @@ class Loss:
     critic_steps: int = 1
     d_norm: str = "batch"
     gradient_penalty: bool = False
+    r1: float = 1.0
 
     def steps_per_g(self, configured: int | None) -> int:
         """D steps per G step: ``train.d_steps``, or this loss's own when it is null."""
         return self.critic_steps if configured is None else configured
+
+    def r1_for(self, configured: float | None) -> float:
+        """R1's gamma: ``train.r1``, or this loss's own when it is null."""
+        return self.r1 if configured is None else configured
 
     def norm_for(self, configured: str) -> str:
         """D's normalisation: ``model.d_norm``, or this loss's own when it is auto."""
@@ -182,7 +189,7 @@ _REGISTRY: dict[str, Loss] = {loss.name: loss for loss in (
     Loss("hinge", _hinge_real, _hinge_fake, _critic_g, _mean_score),
     # Batch norm would couple the samples that the per-sample penalty needs independent.
     Loss("wgan-gp", _wgan_real, _wgan_fake, _critic_g, _mean_score,
-         critic_steps=5, d_norm="layer", gradient_penalty=True),
+         critic_steps=5, d_norm="layer", gradient_penalty=True, r1=0.0),
 )}
 
 LOSSES = tuple(_REGISTRY)
@@ -272,3 +279,24 @@ def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Ten
     # (sqrt'(0) is infinite, which would turn 0 * inf into NaN in the backward pass).
     norms = torch.sqrt(_upcast(grads).flatten(1).pow(2).sum(dim=1) + 1e-12)
     return (norms - 1).pow(2).mean()
+
+
+def r1_penalty(critic: Callable[[Tensor], Tensor], real: Tensor) -> Tensor:
+    """R1 penalty (Mescheder et al., 2018): ``E ||grad_x D(x)||**2`` over real images.
+
+    Penalising D's gradient on the data keeps D from growing steep around the real images,
+    the failure that makes a small D memorise a small data set; the trainer adds
+    ``gamma / 2`` times this to D's loss. Unlike :func:`gradient_penalty` it needs no
+    per-sample independence: the gradient of the summed scores is what is penalised.
+
+    Args:
+        critic: Maps a batch ``(N, ...)`` to scores ``(N,)``; it must not be compiled (the
+            penalty differentiates through it twice).
+        real: Real batch ``(N, ...)``, as D sees it (after any augmentation).
+
+    Returns:
+        A scalar (at least fp32) built with ``create_graph=True``.
+    """
+    x = real.detach().requires_grad_(True)
+    (grads,) = torch.autograd.grad(_upcast(critic(x)).sum(), x, create_graph=True)
+    return _upcast(grads).flatten(1).pow(2).sum(dim=1).mean()

@@ -8,7 +8,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from dcgan.losses import Loss, gradient_penalty
+from dcgan.losses import Loss, gradient_penalty, r1_penalty
 from dcgan.training.networks import Networks
 
 
@@ -24,12 +24,17 @@ class GanSteps:
         gp_weight: The gradient penalty's lambda, used when the loss has one.
         penalty_weights: Draws this process's interpolation weights of the penalty.
         augment: What D sees of every real and generated batch (DiffAugment), or None.
+        r1: R1's gamma (0: off); applied on the D steps that :meth:`d_step` is told to,
+            weighted by ``r1_every`` so the average push is the same (lazy regularisation).
+        r1_every: How many D steps apart R1 is applied (the loop decides which ones).
     """
 
     def __init__(self, nets: Networks, loss: Loss, *, amp: bool, separate: bool,
                  gp_weight: float, penalty_weights: Callable[[], Tensor],
-                 augment: Callable[[Tensor], Tensor] | None = None):
+                 augment: Callable[[Tensor], Tensor] | None = None, r1: float = 0.0,
+                 r1_every: int = 1):
         self.nets, self.loss, self.amp = nets, loss, amp
+        self.r1_weight = r1 * r1_every / 2
         self.separate, self.gp_weight, self.penalty_weights = separate, gp_weight, penalty_weights
         self.aug = augment or (lambda x: x)
         self.device_type = next(nets.G.parameters()).device.type
@@ -43,26 +48,35 @@ class GanSteps:
         loss.backward()
         self.nets.opt_d.step()
 
-    def d_step(self, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """One D update (two when ``separate``); returns the loss, D(x) and D(G(z))."""
+    def d_step(self, real: Tensor, fake: Tensor, r1: bool = False) -> tuple[Tensor, Tensor, Tensor]:
+        """One D update (two when ``separate``); returns the loss, D(x) and D(G(z)).
+
+        ``r1``: this step adds the R1 penalty (when its gamma is not 0).
+        """
         fake, d, loss_fn, aug = fake.detach(), self.nets.d_train, self.loss, self.aug
         if self.separate:
             with self.autocast():
                 f = d(aug(fake))
             self._update_d(loss_f := loss_fn.d_loss_fake(f))
             with self.autocast():
-                r = d(aug(real))
-            self._update_d(loss_r := loss_fn.d_loss_real(r))
+                r = d(seen := aug(real))
+            self._update_d(loss_r := loss_fn.d_loss_real(r) + self._r1(seen, r1))
             loss = loss_f + loss_r
         else:
             with self.autocast():
-                r, f = d(aug(real)), d(aug(fake))
-            loss = loss_fn.d_loss(r, f)
+                r, f = d(seen := aug(real)), d(aug(fake))
+            loss = loss_fn.d_loss(r, f) + self._r1(seen, r1)
             if loss_fn.gradient_penalty:  # fp32: the penalty differentiates through D twice
                 loss = loss + self.gp_weight * gradient_penalty(
                     self.nets.d_penalty, real, fake, eps=self.penalty_weights())
             self._update_d(loss)
         return loss.detach(), loss_fn.d_output_score(r), loss_fn.d_output_score(f)
+
+    def _r1(self, real: Tensor, now: bool) -> Tensor | float:
+        """R1's term of D's loss on this step: fp32 and eager, like the gradient penalty."""
+        if not (now and self.r1_weight):
+            return 0.0
+        return self.r1_weight * r1_penalty(self.nets.d_penalty, real)
 
     def g_step(self, fake: Tensor) -> Tensor:
         """One G update through D (whose weights get no gradients); returns G's loss."""
