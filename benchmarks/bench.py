@@ -116,7 +116,8 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a params override for our path, e.g. train.compile=default (YAML value)")
     args = parser.parse_args()
-    overrides = {**DCGAN, **parse_overrides(args.set)}
+    user = parse_overrides(args.set)
+    overrides = {**DCGAN, **user}
     model = {k.split(".")[1]: v for k, v in overrides.items() if k.startswith("model.")
              and k in DCGAN}
     device = resolve_device(args.device)
@@ -135,14 +136,15 @@ def main() -> None:
     result = {
         "device": device_name(device),
         "date": dt.date.today().isoformat(), "torch": torch.__version__, "batch": args.batch,
-        "scale": scale, "command": " ".join(sys.argv), "overrides": overrides, "training": rows,
+        "scale": scale, "command": " ".join(sys.argv), "overrides": user,
+        "networks": {k: overrides[k] for k in DCGAN}, "training": rows,
         "evaluation": {"samples": n_eval, "seconds": evaluation_seconds(device, n_eval)},
         "peak_gpu_memory_gib": (torch.cuda.max_memory_allocated(device) / 2**30
                                 if device.type == "cuda" else None),
     }
     print(_table(rows))
     print(f"evaluation: {n_eval} samples, classifier metrics in {result['evaluation']['seconds']:.2f} s")
-    tag = "".join(f"-{k.split('.')[-1]}={v}" for k, v in overrides.items() if DCGAN.get(k) != v)
+    tag = "".join(f"-{k.split('.')[-1]}={v}" for k, v in user.items())
     path = Path(args.out) / f"{slug(result['device'])}-{result['date']}{tag}.json"
     atomic.write_json(path, result)
     print(f"-> {path}")

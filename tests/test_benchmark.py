@@ -24,6 +24,8 @@ def test_benchmark_smoke_run_writes_its_table_and_json(tmp_path):
         assert row["ours_images_per_s"] > 0 and row["reference_images_per_s"] > 0
     assert result["evaluation"]["seconds"] > 0 and result["peak_gpu_memory_gib"] is None
     assert result["overrides"] == {"train.channels_last": False}
+    # both loops train the write-ups' DCGAN, whatever params.yaml's default depth and R1
+    assert result["networks"]["model.extra_layers"] == 0 and result["networks"]["train.r1"] == 0
 
 
 @pytest.mark.slow
