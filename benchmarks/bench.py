@@ -37,6 +37,13 @@ DCGAN = {"model.nz": 100, "model.ngf": 64, "model.ndf": 64, "model.extra_layers"
 EVAL_SAMPLES = 10_000
 
 
+def networks(overrides: dict) -> tuple[dict, dict]:
+    """Our loop's params overrides (``overrides`` on top of :data:`DCGAN`) and the reference
+    loop's keyword arguments for the same networks."""
+    merged = {**DCGAN, **overrides}
+    return merged, {k.split(".")[1]: merged[k] for k in DCGAN if k.startswith("model.")}
+
+
 def ours(folder: Path, device: torch.device, batch: int, epochs: int, overrides: dict) -> float:
     """Images per second of the library's training loop (one warm-up epoch not counted)."""
     t = trainer(folder, device, {"train.batch_size": batch, "train.epochs": epochs + 1, **overrides})
@@ -117,9 +124,7 @@ def main() -> None:
                         help="a params override for our path, e.g. train.compile=default (YAML value)")
     args = parser.parse_args()
     user = parse_overrides(args.set)
-    overrides = {**DCGAN, **user}
-    model = {k.split(".")[1]: v for k, v in overrides.items() if k.startswith("model.")
-             and k in DCGAN}
+    overrides, model = networks(user)
     device = resolve_device(args.device)
     scale = args.scale or (1.0 if device.type == "cuda" else 0.02)
     rows = []

@@ -108,7 +108,7 @@ def _peak_gib(device) -> float | None:
 def _reference(cfg: dict, folder: Path, device) -> dict:
     import bench
 
-    widths = {k.split(".")[1]: v for k, v in cfg["model"].items()}  # nz, ngf, ndf
+    _, widths = bench.networks(cfg["model"])
     ips = bench.reference(folder, device, cfg["batch"], cfg["reference_epochs"], **widths)
     return {"images_per_s": ips, "ratio": 1.0, "peak_gib": _peak_gib(device), "dtype": "fp32"}
 
@@ -116,12 +116,12 @@ def _reference(cfg: dict, folder: Path, device) -> dict:
 def _ours(cfg: dict, folder: Path, device, loss: str, mode: str, full: int,
           reference: float | None) -> dict:
     """Two epochs through ``Trainer.train_epoch()``: the first compiles, the second is steady."""
+    import bench
     import benchlib
     import torch
 
-    # no R1: the reference loop's maths, whose speed the row compares with
-    t = benchlib.trainer(folder, device, {**cfg["model"], "train.r1": 0.0, "loss": loss,
-                                          "train.epochs": 2,
+    ours, _ = bench.networks(cfg["model"])  # the reference loop's networks and maths
+    t = benchlib.trainer(folder, device, {**ours, "loss": loss, "train.epochs": 2,
                                           "train.batch_size": cfg["batch"],
                                           "train.compile": None if mode == "eager" else mode})
     times, stats = benchlib.epoch_times(t, 2)
