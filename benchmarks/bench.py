@@ -33,7 +33,8 @@ FULL = {"28x28": (60_000, 1, 28), "64x64": (16_000, 3, 64)}  # name -> (images, 
 # What both loops train: the DCGAN of the write-ups, whatever params.yaml's model is, and
 # the same maths (the reference loop has no R1 penalty)
 DCGAN = {"model.nz": 100, "model.ngf": 64, "model.ndf": 64, "model.extra_layers": 0,
-         "train.r1": 0.0}
+         "model.g_upsample": "transpose", "train.r1": 0.0, "train.lr_g": 0.0002,
+         "train.lr_d": 0.0002, "train.beta1": 0.5, "train.beta2": 0.999}
 EVAL_SAMPLES = 10_000
 
 
@@ -52,13 +53,15 @@ def ours(folder: Path, device: torch.device, batch: int, epochs: int, overrides:
 
 
 def reference(folder: Path, device: torch.device, batch: int, epochs: int, nz: int = 100,
-              ngf: int = 64, ndf: int = 64, extra_layers: int = 0) -> float:
+              ngf: int = 64, ndf: int = 64, extra_layers: int = 0,
+              g_upsample: str = "transpose") -> float:
     """Images per second of what the write-ups do: a DataLoader over CPU tensors, a copy to the
     device per batch, fp32, eager, and ``.item()`` on every step."""
     images = torch.load(folder / "train.pt", weights_only=True)["images"]
     nc, size = images.shape[1], images.shape[-1]
     torch.manual_seed(0)
-    G = Generator(nz=nz, ngf=ngf, nc=nc, image_size=size, extra_layers=extra_layers).to(device)
+    G = Generator(nz=nz, ngf=ngf, nc=nc, image_size=size, extra_layers=extra_layers,
+                  upsample=g_upsample).to(device)
     D = Discriminator(nc=nc, ndf=ndf, image_size=size, extra_layers=extra_layers).to(device)
     opt_g = torch.optim.Adam(G.parameters(), 2e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), 2e-4, betas=(0.5, 0.999))

@@ -44,7 +44,8 @@ LOSSES = ("bce", "mse", "hinge", "wgan-gp")
 PRIORITY = [("28x28", "bce"), ("64x64", "bce"), ("28x28", "mse"), ("28x28", "hinge"),
             ("64x64", "mse"), ("64x64", "hinge"), ("28x28", "wgan-gp"), ("64x64", "wgan-gp")]
 # Full sizes train bench.DCGAN (the write-ups' DCGAN, the issue's ngf = ndf = 64) in both loops
-TINY_MODEL = {"model.ngf": 8, "model.ndf": 8, "model.nz": 16, "model.extra_layers": 0}
+TINY_MODEL = {"model.ngf": 8, "model.ndf": 8, "model.nz": 16, "model.extra_layers": 0,
+              "model.g_upsample": "transpose"}
 
 
 def config(size: str, data: Path) -> dict:

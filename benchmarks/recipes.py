@@ -44,11 +44,20 @@ from dcgan.training.ema import EmaGenerator
 SHARED = REPO.parent / "shared" / "data"
 DATASETS = {"mnist-5k": SHARED / "mnist-5k", "fashion-900": SHARED / "fashion-mnist-sample"}
 # The defaults before each round of these runs, so every row stays reproducible as params.yaml
-# moves on: the DCGAN paper's recipe, then round 1's (lr 1e-3, the paper's depth, no R1)
-PAPER = {"train.lr_g": 0.0002, "train.lr_d": 0.0002, "model.extra_layers": 0, "train.r1": 0.0}
-ROUND1 = {"train.lr_g": 0.001, "train.lr_d": 0.001, "model.extra_layers": 0, "train.r1": 0.0}
-ROUND2 = {**ROUND1, "model.extra_layers": 2, "train.r1": 1.0, "train.r1_every": 8}
+# moves on: the DCGAN paper's recipe (lr 2e-4, Adam betas 0.5/0.999, transposed convs, the
+# paper's depth, no R1, no EMA), then round 1's (lr 1e-3), round 2's (depth 2, lazy R1) and
+# round 3's (depth 4, resize-conv upsampling in G, betas 0/0.99, EMA 0.99)
 EMA_99 = {"train.ema": 0.99, "train.ema_start": 0}
+BETAS0 = {"train.beta1": 0.0, "train.beta2": 0.99}
+RESIZE = {"model.g_upsample": "resize"}
+PAPER = {"train.lr_g": 0.0002, "train.lr_d": 0.0002, "train.beta1": 0.5, "train.beta2": 0.999,
+         "model.ndf": 64, "model.extra_layers": 0, "model.g_upsample": "transpose", "train.r1": 0.0,
+         "train.ema": None}
+ROUND1 = {**PAPER, "train.lr_g": 0.001, "train.lr_d": 0.001}
+ROUND2 = {**ROUND1, "model.extra_layers": 2, "train.r1": 1.0, "train.r1_every": 8}
+ROUND3 = {**ROUND2, **BETAS0, **RESIZE, **EMA_99, "model.extra_layers": 4, "model.ndf": 32,
+          "train.r1": None}  # null: the loss's own (no R1 for wgan-gp), as params.yaml
+WIDE_D = {"model.ndf": 64}
 RECIPES = {  # name -> params overrides on top of params.yaml
     "default": {},  # params.yaml as it is
     # round 1: the pytorch/examples recipe and what it lacks for 2,000 steps
@@ -82,6 +91,25 @@ RECIPES = {  # name -> params overrides on top of params.yaml
     "depth2-lazy-r1-lr2e-3": {**ROUND2, "train.lr_g": 0.002, "train.lr_d": 0.002},
     "depth2-lazy-r1-lr2e-4": {**ROUND2, "train.lr_g": 0.0002, "train.lr_d": 0.0002},
     "depth4-lazy-r1": {**ROUND2, "model.extra_layers": 4},
+    # round 3: EMA, Adam's betas and G's upsampling on round 2's default; depth and D's width
+    "depth2-lazy-r1-ema": {**ROUND2, **EMA_99},
+    "depth2-betas0": {**ROUND2, **BETAS0},
+    "depth2-betas0-ema": {**ROUND2, **BETAS0, **EMA_99},
+    "depth2-resize": {**ROUND2, **RESIZE},
+    "depth2-resize-ema": {**ROUND2, **RESIZE, **EMA_99},
+    "depth2-resize-betas0": {**ROUND2, **RESIZE, **BETAS0},
+    "depth2-resize-betas0-ema": {**ROUND2, **RESIZE, **BETAS0, **EMA_99},
+    "depth2-r1-gamma10-ema": {**ROUND2, **EMA_99, "train.r1": 10.0},
+    "depth4-betas0": {**ROUND2, **BETAS0, "model.extra_layers": 4},
+    "depth4-betas0-ema": {**ROUND2, **BETAS0, **EMA_99, "model.extra_layers": 4},
+    "depth4-resize-betas0": {**ROUND3, **WIDE_D, "train.ema": None},
+    "depth4-resize-betas0-ema": {**ROUND3, **WIDE_D},
+    "depth4-resize-betas0-ema-gamma0.1": {**ROUND3, **WIDE_D, "train.r1": 0.1},
+    "depth6-resize-betas0-ema": {**ROUND3, **WIDE_D, "model.extra_layers": 6},
+    "depth4-resize-betas0-ema-ndf32": ROUND3,  # the round-3 default (params.yaml)
+    "depth4-resize-betas0-ema-lr2e-3": {**ROUND3, **WIDE_D, "train.lr_g": 0.002, "train.lr_d": 0.002},
+    "depth4-resize-betas0-ema-ndf16": {**ROUND3, "model.ndf": 16},
+    "depth2-resize-betas0-ema-ndf32": {**ROUND3, "model.extra_layers": 2},
 }
 TINY = {"model.ngf": 8, "model.ndf": 8, "model.nz": 16, "classifier.width": 4,
         "classifier.min_steps": 0, "classifier.epochs": 1}

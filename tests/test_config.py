@@ -81,6 +81,7 @@ def test_config_choices_match_the_library():
 
     assert config.LOSS_NAMES == losses.LOSSES
     assert config.ACTIVATIONS == models.ACTIVATIONS and config.D_NORMS == models.D_NORMS
+    assert config.G_UPSAMPLES == models.G_UPSAMPLES
 
 
 def test_config_image_sizes_match_the_models():

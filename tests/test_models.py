@@ -9,6 +9,7 @@ from torch import nn
 from dcgan.models import (
     ACTIVATIONS,
     D_NORMS,
+    G_UPSAMPLES,
     Discriminator,
     Generator,
     check_image_size,
@@ -233,6 +234,26 @@ def test_extra_layers_add_same_resolution_convs(image_size):
     assert deep_d(images).shape == (2,)
 
 
+@pytest.mark.parametrize("image_size", [28, 64])
+def test_resize_upsampling_replaces_every_strided_transpose(image_size):
+    transpose = Generator(nz=10, ngf=8, nc=3, image_size=image_size, extra_layers=1)
+    resize = Generator(nz=10, ngf=8, nc=3, image_size=image_size, extra_layers=1,
+                       upsample="resize")
+    # Same channel schedule: only the first layer (z -> base x base) stays a ConvT.
+    assert [(c.in_channels, c.out_channels) for c in _convs(resize)] == \
+        [(c.in_channels, c.out_channels) for c in _convs(transpose)]
+    assert [type(c) for c in _convs(resize)][:2] == [nn.ConvTranspose2d, nn.Conv2d]
+    assert sum(isinstance(m, nn.ConvTranspose2d) for m in resize.modules()) == 1
+    ups = [i for i, m in enumerate(resize.main) if isinstance(m, nn.Upsample)]
+    assert len(ups) == sum(isinstance(c, nn.ConvTranspose2d) for c in _convs(transpose)) - 1
+    for i in ups:  # each doubling: nearest 2x, then a 3x3 conv that keeps the new size
+        up, conv = resize.main[i], resize.main[i + 1]
+        assert (up.scale_factor, up.mode) == (2.0, "nearest")
+        assert (conv.kernel_size, conv.stride, conv.padding) == ((3, 3), (1, 1), (1, 1))
+    images = resize(_seeded_input(2, 10))
+    assert images.shape == (2, 3, image_size, image_size) and images.abs().max() <= 1.0
+
+
 def _activation_types(net: nn.Module) -> set[type]:
     return {type(m) for m in net.modules() if isinstance(m, (nn.ReLU, nn.LeakyReLU))}
 
@@ -277,6 +298,7 @@ def test_supported_sizes_text():
     (lambda: Generator(activation="elu"), ACTIVATIONS),
     (lambda: Discriminator(activation="tanh"), ACTIVATIONS),
     (lambda: Discriminator(norm="instance"), D_NORMS),
+    (lambda: Generator(upsample="bilinear"), G_UPSAMPLES),
 ])
 def test_unknown_choices_name_allowed_values(build, allowed):
     with pytest.raises(ValueError, match="allowed: " + ", ".join(allowed)):

@@ -43,10 +43,11 @@ def weights_hash(module_states: list[dict[str, torch.Tensor]]) -> str:
 def train_case(tmp_path, prepared, overrides: dict) -> str:
     from dcgan.training import Trainer
 
-    # The learning rates, depth and R1 the hashes were recorded with (the defaults then): the
+    # The learning rates, betas, depth, upsampling and R1 the hashes were recorded with (the defaults then): the
     # pins hold the code's behaviour, not the defaults of params.yaml.
     base = {**TINY, "train.lr_g": 0.0002, "train.lr_d": 0.0002, "model.extra_layers": 0,
-            "train.r1": 0.0, "train.r1_every": 1}
+            "train.r1": 0.0, "train.r1_every": 1, "model.g_upsample": "transpose",
+            "train.beta1": 0.5, "train.beta2": 0.999}
     params = load_params(REPO / "params.yaml", {**base, **overrides})
     trainer = Trainer(params, prepared, tmp_path / "work")
     threads = torch.get_num_threads()

@@ -15,7 +15,9 @@ SEEDS = yaml.safe_load((REPO / "configs/seeds.yaml").read_text())
 
 def readme_row(name: str, overrides: dict) -> str:
     """The README's write-up table row: the command, then (after the `what`) the overrides."""
-    sets = " ".join(f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}"
+    def text(v):
+        return "null" if v is None else str(v)
+    sets = " ".join(f"{k}={','.join(map(text, v)) if isinstance(v, list) else text(v)}"
                     for k, v in overrides.items())
     return f"| `python stages/writeup.py {name}` | {SEEDS[name]['what']} | {sets} |"
 

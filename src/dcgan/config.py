@@ -24,6 +24,7 @@ from dcgan.errors import UserError
 LOSS_NAMES = ("bce", "mse", "hinge", "wgan-gp")
 ACTIVATIONS = ("relu", "leaky_relu")
 D_NORMS = ("batch", "layer", "none", "spectral")
+G_UPSAMPLES = ("transpose", "resize")
 
 
 class ConfigError(UserError):
@@ -92,6 +93,7 @@ class ModelParams:
     d_activation: str = _rule(choices=ACTIVATIONS)
     d_norm: str = _rule(choices=("auto", *D_NORMS))  # auto: the loss's own choice
     extra_layers: int = _rule(minimum=0)  # extra 3x3 conv blocks at the last resolution
+    g_upsample: str = _rule(choices=G_UPSAMPLES)  # how G doubles its resolution
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,8 @@ number of stride-2 upsamplings)::
                                       extra    (ngf, 32, 32)    BN act
                                       ConvT4s2 (nc, 64, 64)     tanh
 
-(``extra``: ``extra_layers`` times a 3x3 stride-1 conv; none by default.)
+(``extra``: ``extra_layers`` times a 3x3 stride-1 conv; none by default. ``upsample="resize"``
+makes every ConvT4s2 a nearest-neighbour 2x upsampling followed by a 3x3 conv, same shapes.)
 
 D mirrors G with ndf: the first conv (no norm) outputs ndf channels, each further stride-2
 conv doubles them, and a final valid conv (kernel 7 or 4) yields one logit per image.
@@ -33,6 +34,7 @@ import torch
 from torch import nn
 
 ACTIVATIONS = ("relu", "leaky_relu")
+G_UPSAMPLES = ("transpose", "resize")
 D_NORMS = ("batch", "layer", "none", "spectral")
 
 _LEAKY_SLOPE = 0.2  # the paper's slope for D, also used when G is configured leaky
@@ -108,6 +110,13 @@ def _d_norm(norm: str, channels: int) -> list[nn.Module]:
     return []
 
 
+def _upsample(kind: str, c_in: int, c_out: int) -> list[nn.Module]:
+    """(c_in, s, s) -> (c_out, 2s, 2s), as :class:`Generator`'s ``upsample`` says."""
+    if kind == "transpose":
+        return [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False)]
+    return [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c_in, c_out, 3, 1, 1, bias=False)]
+
+
 def init_weights(module: nn.Module) -> None:
     """DCGAN initialisation, applied to every submodule by the constructors.
 
@@ -137,16 +146,22 @@ class Generator(nn.Module):
         activation: Hidden activation, one of :data:`ACTIVATIONS` (paper: ``"relu"``).
         extra_layers: Extra 3x3 stride-1 conv + BN + activation blocks at the last hidden
             resolution (the WGAN reference code's ``n_extra_layers``).
+        upsample: How each stride-2 block doubles the resolution, one of :data:`G_UPSAMPLES`:
+            ``"transpose"`` (the paper's 4x4 fractionally-strided conv) or ``"resize"``
+            (nearest-neighbour upsampling, then a 3x3 conv: no checkerboard artefacts from
+            overlapping kernel footprints, Odena et al. 2016).
 
     Raises:
-        ValueError: For an unsupported size, activation or a non-positive width.
+        ValueError: For an unsupported size, activation, upsampling or a non-positive width.
     """
 
     def __init__(self, *, nz: int = 100, ngf: int = 64, nc: int = 1, image_size: int = 28,
-                 activation: str = "relu", extra_layers: int = 0) -> None:
+                 activation: str = "relu", extra_layers: int = 0,
+                 upsample: str = "transpose") -> None:
         super().__init__()
         _check_counts(nz=nz, ngf=ngf, nc=nc, extra_layers=extra_layers)
         _check_choice("activation", activation, ACTIVATIONS)
+        _check_choice("upsample", upsample, G_UPSAMPLES)
         base, n_up = _schedule(image_size)
         self.nz, self.image_size = nz, image_size
         # bias=False everywhere: BN's shift makes a conv bias redundant, and the output conv
@@ -157,7 +172,7 @@ class Generator(nn.Module):
                                    nn.BatchNorm2d(width), _activation(activation)]
         for _ in range(n_up - 1):
             # (w, s, s) -> (w/2, 2s, 2s)
-            layers += [nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False),
+            layers += [*_upsample(upsample, width, width // 2),
                        nn.BatchNorm2d(width // 2), _activation(activation)]
             width //= 2
         for _ in range(extra_layers):
@@ -165,7 +180,7 @@ class Generator(nn.Module):
             layers += [nn.Conv2d(width, width, 3, 1, 1, bias=False),
                        nn.BatchNorm2d(width), _activation(activation)]
         # (ngf, s/2, s/2) -> (nc, s, s); no BN on the output (paper), tanh to [-1, 1]
-        layers += [nn.ConvTranspose2d(width, nc, 4, 2, 1, bias=False), nn.Tanh()]
+        layers += [*_upsample(upsample, width, nc), nn.Tanh()]
         self.main = nn.Sequential(*layers)
         self.apply(init_weights)
 

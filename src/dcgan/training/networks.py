@@ -53,7 +53,8 @@ def build(params: Params, shape: list[int], device: torch.device, world: World,
     p, m, t = params, params.model, params.train
     torch.manual_seed(p.seed)  # weight init draws from the global RNG
     g_kwargs = dict(nz=m.nz, ngf=m.ngf, nc=shape[0], image_size=shape[1],
-                    activation=m.g_activation, extra_layers=m.extra_layers)
+                    activation=m.g_activation, extra_layers=m.extra_layers,
+                    upsample=m.g_upsample)
     d_kwargs = dict(nc=shape[0], ndf=m.ndf, image_size=shape[1],
                     activation=m.d_activation, norm=losses.get(p.loss).norm_for(m.d_norm),
                     extra_layers=m.extra_layers)
