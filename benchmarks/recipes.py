@@ -107,7 +107,8 @@ RECIPES = {  # name -> params overrides on top of params.yaml
     "depth4-resize-betas0-ema-gamma0.1": {**ROUND3, **WIDE_D, "train.r1": 0.1},
     "depth6-resize-betas0-ema": {**ROUND3, **WIDE_D, "model.extra_layers": 6},
     "depth4-resize-betas0-ema-ndf32": ROUND3,  # the round-3 default (params.yaml)
-    "depth4-resize-betas0-ema-lr2e-3": {**ROUND3, **WIDE_D, "train.lr_g": 0.002, "train.lr_d": 0.002},
+    "depth4-resize-betas0-ema-lr2e-3": {**ROUND3, **WIDE_D, "train.lr_g": 0.002,
+                                        "train.lr_d": 0.002},
     "depth4-resize-betas0-ema-ndf16": {**ROUND3, "model.ndf": 16},
     "depth2-resize-betas0-ema-ndf32": {**ROUND3, "model.extra_layers": 2},
 }

@@ -114,7 +114,8 @@ def _upsample(kind: str, c_in: int, c_out: int) -> list[nn.Module]:
     """(c_in, s, s) -> (c_out, 2s, 2s), as :class:`Generator`'s ``upsample`` says."""
     if kind == "transpose":
         return [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False)]
-    return [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c_in, c_out, 3, 1, 1, bias=False)]
+    return [nn.Upsample(scale_factor=2, mode="nearest"),
+            nn.Conv2d(c_in, c_out, 3, 1, 1, bias=False)]
 
 
 def init_weights(module: nn.Module) -> None:
@@ -149,7 +150,7 @@ class Generator(nn.Module):
         upsample: How each stride-2 block doubles the resolution, one of :data:`G_UPSAMPLES`:
             ``"transpose"`` (the paper's 4x4 fractionally-strided conv) or ``"resize"``
             (nearest-neighbour upsampling, then a 3x3 conv: no checkerboard artefacts from
-            overlapping kernel footprints, Odena et al. 2016).
+            the uneven overlap of strided kernels, Odena et al. 2016).
 
     Raises:
         ValueError: For an unsupported size, activation, upsampling or a non-positive width.
