@@ -198,3 +198,21 @@ def test_default_weights_come_from_torch_hub_cache(empty_torch_home, weights):
     os.symlink(weights, cached)  # stands in for the downloaded file; a copy would cost 95 MB
     result = inception_metrics(noise(2, 1, 16, 0), blobs(2, 1, 16, 1), weights_path=None)
     assert set(result) == KEYS and all(math.isfinite(v) for v in result.values()), result
+
+
+def test_every_generated_set_gets_an_inception_row(weights):
+    """The EMA the grids show is scored by InceptionV3 like G's own weights, against the same
+    reference; the reference is never scored against itself."""
+    from dcgan.config import load_params
+    from dcgan.evaluation import inception_rows
+    from conftest import REPO
+
+    params = load_params(REPO / "params.yaml", {"evaluate.inception_weights": str(weights),
+                                                "evaluate.kid_subset_size": 5})
+    reference = blobs(6, 1, 28, seed=5)
+    sets = {"generator": noise(6, 1, 28, seed=6), "floor": blobs(6, 1, 28, seed=7),
+            "ema": reference.clone(), "reference": reference}
+    rows = inception_rows(sets, params, torch.device("cpu"))
+    assert set(rows) == {"generator", "floor", "ema"}
+    assert all(set(r) == KEYS for r in rows.values())
+    assert abs(rows["ema"]["fid"]) < 1e-2 < rows["generator"]["fid"]  # each row its own set

@@ -55,31 +55,33 @@ def classifier_rows(data: str | Path, classifier: str | Path, train: str | Path,
         g = checkpoint.load_model(path, Generator)
         return sample(g, len(reference), g.nz, device, params.seed, e.batch_size)
 
-    fake = generated(Path(train) / "generator.pt")
-    result = {"samples": len(reference), "reference": how, "generator": scores(fake),
-              "floor": scores(candidate), "noise": scores(noise_like(reference, params.seed))}
-    if not s.labelled:
-        result["notes"] = [UNLABELLED]
+    sets = {"generator": generated(Path(train) / "generator.pt"), "floor": candidate}
     for row, name in EXTRA_ROWS.items():
         if (Path(train) / name).is_file():
-            result[row] = scores(generated(Path(train) / name))
+            sets[row] = generated(Path(train) / name)
+    result = {"samples": len(reference), "reference": how,
+              **{row: scores(images) for row, images in sets.items()},
+              "noise": scores(noise_like(reference, params.seed))}
+    if not s.labelled:
+        result["notes"] = [UNLABELLED]
     best = Path(train) / "generator_best.pt"
     if best.is_file():  # the periodic evaluation's pick, scored the same way
         result["best"] = {**json.loads((Path(train) / "best.json").read_text()),
                           **scores(generated(best))}
-    return result, {"fake": fake, "reference": reference, "candidate": candidate}
+    return result, {**sets, "reference": reference}
 
 
 def inception_rows(sets: dict[str, torch.Tensor], params: Params,
                    device: torch.device) -> dict[str, dict[str, float]]:
-    """InceptionV3 IS/FID/KID (torch-fidelity) for the generator and the floor."""
+    """InceptionV3 IS/FID/KID (torch-fidelity) against ``sets["reference"]`` for every other
+    set: the generator, the floor and the extra generators (the EMA, which the grids show)."""
     from dcgan.inception import inception_metrics  # torch-fidelity only when asked for
 
     e = params.evaluate
     kwargs = dict(weights_path=e.inception_weights, kid_subset_size=e.kid_subset_size,
                   device=device, seed=params.seed)
-    return {"generator": inception_metrics(sets["fake"], sets["reference"], **kwargs),
-            "floor": inception_metrics(sets["candidate"], sets["reference"], **kwargs)}
+    return {row: inception_metrics(images, sets["reference"], **kwargs)
+            for row, images in sets.items() if row != "reference"}
 
 
 def evaluate(data: str | Path, classifier: str | Path, train: str | Path, params: Params,
