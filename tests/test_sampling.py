@@ -109,7 +109,8 @@ def test_command_line_error_is_one_line(tmp_path):
 
 @pytest.mark.slow
 def test_a_thousand_pngs_from_the_logged_mlflow_model(tmp_path):
-    """The train stage logs the generator; its runs:/ URI samples what generator.pt samples."""
+    """The train stage logs the generator the run samples from; its runs:/ URI samples what
+    generator_ema.pt samples (the EMA is on by default; generator.pt is G's own weights)."""
     prepared = make_prepared(tmp_path / "data", n=32)
     params = write_params(tmp_path, {**TINY, "train.epochs": 1})
     subprocess.run([sys.executable, str(REPO / "stages/train.py"), "--params", str(params),
@@ -118,7 +119,8 @@ def test_a_thousand_pngs_from_the_logged_mlflow_model(tmp_path):
                    check=True, capture_output=True, cwd=tmp_path,
                    env=dict(os.environ, OMP_NUM_THREADS="1"))
     run_id = json.loads((tmp_path / "out/mlflow_run.json").read_text())["run_id"]
-    for source, out in ((f"runs:/{run_id}/generator", "uri"), (tmp_path / "out/generator.pt", "file")):
+    for source, out in ((f"runs:/{run_id}/generator", "uri"),
+                        (tmp_path / "out/generator_ema.pt", "file")):
         main([str(source), "--format", "folder", "-n", "1000", "--out", str(tmp_path / out),
               "--device", "cpu"])
     uri, file = sorted((tmp_path / "uri").iterdir()), sorted((tmp_path / "file").iterdir())
