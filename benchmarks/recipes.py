@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from bench import DCGAN
 from benchlib import REPO, Trainer, device_name, slug
 from dcgan import atomic, losses
 from dcgan.classifier import DomainClassifier, epochs_for, fit
@@ -50,9 +51,7 @@ DATASETS = {"mnist-5k": SHARED / "mnist-5k", "fashion-900": SHARED / "fashion-mn
 EMA_99 = {"train.ema": 0.99, "train.ema_start": 0}
 BETAS0 = {"train.beta1": 0.0, "train.beta2": 0.99}
 RESIZE = {"model.g_upsample": "resize"}
-PAPER = {"train.lr_g": 0.0002, "train.lr_d": 0.0002, "train.beta1": 0.5, "train.beta2": 0.999,
-         "model.ndf": 64, "model.extra_layers": 0, "model.g_upsample": "transpose", "train.r1": 0.0,
-         "train.ema": None}
+PAPER = DCGAN  # bench.py's: both benchmarks name the paper's recipe once
 ROUND1 = {**PAPER, "train.lr_g": 0.001, "train.lr_d": 0.001}
 ROUND2 = {**ROUND1, "model.extra_layers": 2, "train.r1": 1.0, "train.r1_every": 8}
 ROUND3 = {**ROUND2, **BETAS0, **RESIZE, **EMA_99, "model.extra_layers": 4, "model.ndf": 32,
