@@ -137,8 +137,9 @@ def test_generate_leaves_g_in_training_mode(tmp_path, prepared):
 
 
 def test_r1_step_adds_gamma_over_two_times_the_penalty(tmp_path, prepared):
-    """A D step told to apply R1 minimises the loss's D term plus gamma * every / 2 times
-    E ||grad_x D(x)||**2 on the real batch: same loss value, same updated weights as by hand."""
+    """A D step that R1 falls on (the run's step 0, 4, 8, ... at r1_every 4) minimises the
+    loss's D term plus gamma * every / 2 times E ||grad_x D(x)||**2 on the real batch: same
+    loss value, same updated weights as by hand."""
     from dcgan import losses
 
     trainer = Trainer(_params(**{"train.r1": 0.3, "train.r1_every": 4}), prepared, tmp_path)
@@ -151,7 +152,7 @@ def test_r1_step_adds_gamma_over_two_times_the_penalty(tmp_path, prepared):
     opt.zero_grad()
     expected.backward()
     opt.step()
-    got, _, _ = trainer.steps.d_step(real, fake, r1=True)
+    got, _, _ = trainer.steps.d_step(real, fake, step=8)
     assert got.item() == pytest.approx(expected.item(), rel=1e-6)
     for a, b in zip(trainer.D.parameters(), D.parameters()):
         torch.testing.assert_close(a, b)

@@ -85,14 +85,14 @@ class Trainer:
         bar = tqdm(range(self.iters), desc=f"epoch {self.epoch + 1}/{self.epochs}", unit="it",
                    leave=False, mininterval=1.0, disable=not self.world.main)
         refresh = max(1, self.iters // 10)  # a host sync ~10 times an epoch, for the bar
-        first, every = self.epoch * self.iters * d_steps, self.p.train.r1_every
+        first = self.epoch * self.iters * d_steps  # the run's D steps before this epoch
         for it in bar:
             for k in range(d_steps):
                 z = self.data.noise(self.rng, nz)
                 with torch.set_grad_enabled(k == d_steps - 1), steps.autocast():
                     fake = self.nets.g_train(z)  # G's graph is kept only for the step G trains on
-                i = it * d_steps + k  # R1 every r1_every-th D step of the run: same on resume
-                d_loss, dx, dgz = steps.d_step(batch(i), fake, r1=(first + i) % every == 0)
+                i = it * d_steps + k
+                d_loss, dx, dgz = steps.d_step(batch(i), fake, step=first + i)
                 stats[it, [0, 2, 3]] += torch.stack([d_loss, dx, dgz]) / d_steps
             stats[it, 1] = steps.g_step(fake)
             for hook in self._step_hooks:

@@ -24,9 +24,9 @@ class GanSteps:
         gp_weight: The gradient penalty's lambda, used when the loss has one.
         penalty_weights: Draws this process's interpolation weights of the penalty.
         augment: What D sees of every real and generated batch (DiffAugment), or None.
-        r1: R1's gamma (0: off); applied on the D steps that :meth:`d_step` is told to,
+        r1: R1's gamma (0: off); applied on every ``r1_every``-th D step of the run,
             weighted by ``r1_every`` so the average push is the same (lazy regularisation).
-        r1_every: How many D steps apart R1 is applied (the loop decides which ones).
+        r1_every: How many D steps apart R1 is applied.
     """
 
     def __init__(self, nets: Networks, loss: Loss, *, amp: bool, separate: bool,
@@ -34,7 +34,7 @@ class GanSteps:
                  augment: Callable[[Tensor], Tensor] | None = None, r1: float = 0.0,
                  r1_every: int = 1):
         self.nets, self.loss, self.amp = nets, loss, amp
-        self.r1_weight = r1 * r1_every / 2
+        self.r1_weight, self.r1_every = r1 * r1_every / 2, r1_every
         self.separate, self.gp_weight, self.penalty_weights = separate, gp_weight, penalty_weights
         self.aug = augment or (lambda x: x)
         self.device_type = next(nets.G.parameters()).device.type
@@ -48,11 +48,13 @@ class GanSteps:
         loss.backward()
         self.nets.opt_d.step()
 
-    def d_step(self, real: Tensor, fake: Tensor, r1: bool = False) -> tuple[Tensor, Tensor, Tensor]:
+    def d_step(self, real: Tensor, fake: Tensor, step: int) -> tuple[Tensor, Tensor, Tensor]:
         """One D update (two when ``separate``); returns the loss, D(x) and D(G(z)).
 
-        ``r1``: this step adds the R1 penalty (when its gamma is not 0).
+        ``step``: this D step's index in the whole run (0-based, counted across epochs, so a
+        resumed run penalises the same steps); it decides whether R1 falls on this step.
         """
+        r1 = step % self.r1_every == 0
         fake, d, loss_fn, aug = fake.detach(), self.nets.d_train, self.loss, self.aug
         if self.separate:
             with self.autocast():
