@@ -55,24 +55,13 @@ def preflight(params: Params, args: argparse.Namespace) -> None:
         check_weights(e.inception_weights)
 
 
-def _newest_checkpoint(folder: Path) -> tuple[Path, int] | None:
-    """The newest readable checkpoint of a run folder and its epoch (``last.pt``, else the
-    ``prev.pt`` that resume falls back to); None when neither can be read."""
-    for name in (workdir.LAST, workdir.PREV):
-        try:
-            return folder / name, checkpoint.load(folder / name)["epoch"]
-        except Exception:  # missing or unreadable: resume would skip it too
-            continue
-    return None
-
-
 def resume_hint(params: Params, args: argparse.Namespace) -> str:
     """Where a failed run left its checkpoint, for the launcher's error line."""
     folder, epochs = Path(args.workdir) / run_id(params, load_meta(args.data)), params.train.epochs
-    found = _newest_checkpoint(folder)
+    found = workdir.newest(folder)
     if found is not None and found[1] > epochs:  # a longer run's folder: this run trains inside
         folder = folder / f"epochs-{epochs}"
-        found = _newest_checkpoint(folder)
+        found = workdir.newest(folder)
     if found is None:
         return "No epoch had finished, so there is no checkpoint: rerun to start again"
     path, epoch = found

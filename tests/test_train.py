@@ -142,11 +142,12 @@ def test_truncated_last_falls_back_to_prev_and_ends_bit_identical(tmp_path, prep
     assert all(torch.equal(a, b) for a, b in zip(_weights(straight), _weights(resumed)))
 
 
-def test_no_readable_checkpoint_trains_afresh_with_one_line(tmp_path, prepared, capsys):
+@pytest.mark.parametrize("garbage", [b"", b"torn", b"hello world"])  # EOF, Index, KeyError
+def test_no_readable_checkpoint_trains_afresh_with_one_line(tmp_path, prepared, capsys, garbage):
     trainer = Trainer(_params(), prepared, tmp_path)
     trainer.run()
     for name in ("last.pt", "prev.pt"):
-        (trainer.workdir / name).write_bytes(b"")
+        (trainer.workdir / name).write_bytes(garbage)
     capsys.readouterr()
     again = Trainer(_params(), prepared, tmp_path)
     assert again.run() is False and again.epoch == 2

@@ -49,7 +49,12 @@ def save(folder: Path, state: dict[str, Any]) -> None:
 
 
 def _read(path: Path) -> dict[str, Any]:
-    state = checkpoint.load(path)
+    try:
+        state = checkpoint.load(path)
+    except _UNREADABLE:
+        raise
+    except Exception as err:  # torch's unpickler on garbage bytes raises almost any type
+        raise ValueError(f"{type(err).__name__}: {err}") from err  # (IndexError, struct.error)
     if not isinstance(state, dict) or not isinstance(state.get("epoch"), int):
         raise ValueError("not a training checkpoint")
     return state
@@ -82,6 +87,15 @@ def load(folder: Path) -> dict[str, Any] | None:
         return None
     print(f"train: {last} is {reason}; resuming from {PREV} (epoch {state['epoch']})")
     return state
+
+
+def newest(folder: Path) -> tuple[Path, int] | None:
+    """The checkpoint :func:`load` would resume from and its epoch, without touching the
+    folder (``last.pt``, else ``prev.pt``); None when neither can be read."""
+    for path in (folder / LAST, folder / PREV):
+        with contextlib.suppress(*_UNREADABLE):
+            return path, _read(path)["epoch"]
+    return None
 
 
 def remove_leftovers(folder: Path) -> None:
