@@ -24,7 +24,7 @@ from benchlib import (REPO, device_name, epoch_times, images_per_epoch, slug, sy
                       synthetic_set, trainer)
 from dcgan import atomic
 from dcgan.classifier import DomainClassifier
-from dcgan.config import load_params, parse_overrides
+from dcgan.config import PAPER, load_params, parse_overrides
 from dcgan.device import resolve_device
 from dcgan.evaluate import Settings, classifier_scores, sample
 from dcgan.models import Discriminator, Generator
@@ -32,9 +32,7 @@ from dcgan.models import Discriminator, Generator
 FULL = {"28x28": (60_000, 1, 28), "64x64": (16_000, 3, 64)}  # name -> (images, channels, size)
 # What both loops train: the DCGAN of the write-ups (the paper's recipe), whatever params.yaml's
 # model is, and the same maths (the reference loop has no R1 penalty and no EMA)
-DCGAN = {"model.nz": 100, "model.ngf": 64, "model.ndf": 64, "model.extra_layers": 0,
-         "model.g_upsample": "transpose", "train.r1": 0.0, "train.lr_g": 0.0002,
-         "train.lr_d": 0.0002, "train.beta1": 0.5, "train.beta2": 0.999, "train.ema": None}
+DCGAN = {"model.nz": 100, "model.ngf": 64, **PAPER}
 EVAL_SAMPLES = 10_000
 
 

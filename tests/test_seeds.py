@@ -7,28 +7,37 @@ import itertools
 import pytest
 import yaml
 
-from dcgan.config import load_params
+from dcgan.config import PAPER, load_params
+from dcgan.writeups import load_writeups
 from conftest import REPO
 
-SEEDS = yaml.safe_load((REPO / "configs/seeds.yaml").read_text())
+SEEDS = yaml.safe_load((REPO / "configs/seeds.yaml").read_text())  # each write-up's own keys
+
+
+def _sets(overrides: dict) -> str:
+    def text(v):
+        return "null" if v is None else str(v)
+    return " ".join(f"{k}={','.join(map(text, v)) if isinstance(v, list) else text(v)}"
+                    for k, v in overrides.items())
 
 
 def readme_row(name: str, overrides: dict) -> str:
     """The README's write-up table row: the command, then (after the `what`) the overrides."""
-    def text(v):
-        return "null" if v is None else str(v)
-    sets = " ".join(f"{k}={','.join(map(text, v)) if isinstance(v, list) else text(v)}"
-                    for k, v in overrides.items())
-    return f"| `python stages/writeup.py {name}` | {SEEDS[name]['what']} | {sets} |"
+    return f"| `python stages/writeup.py {name}` | {SEEDS[name]['what']} | {_sets(overrides)} |"
 
 
 @pytest.mark.parametrize("name", sorted(SEEDS))
 def test_seed_config_validates_and_is_in_the_readme(name):
-    overrides = SEEDS[name]["set"]
+    overrides = load_writeups(REPO / "configs/seeds.yaml")[name]["set"]  # the paper's, then its own
+    assert overrides == {**PAPER, **SEEDS[name]["set"]}
     lists = {k: v if isinstance(v, list) else [v] for k, v in overrides.items()}
     for values in itertools.product(*lists.values()):  # every experiment of the grid
         load_params(REPO / "params.yaml", dict(zip(lists, values)))
-    assert readme_row(name, overrides) in (REPO / "README.md").read_text()
+    assert readme_row(name, SEEDS[name]["set"]) in (REPO / "README.md").read_text()
+
+
+def test_the_papers_recipe_under_every_write_up_is_in_the_readme():
+    assert f"`{_sets(PAPER)}`" in (REPO / "README.md").read_text()
 
 
 def test_every_shared_write_up_has_a_config():

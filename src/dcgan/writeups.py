@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from dcgan.config import ConfigError, load_params
+from dcgan.config import PAPER, ConfigError, load_params
 
 # A string `-S` can carry bare: DVC parses the value with Hydra's grammar, where a comma makes
 # a sweep and words like null or true change type; anything else is quoted.
@@ -23,8 +23,10 @@ _BARE = re.compile(r"[\w./:~+@-]+")
 
 
 def load_writeups(path: str | Path) -> dict[str, dict[str, Any]]:
-    """``configs/seeds.yaml``: ``{name: {"source", "what", "set": {dotted: value or [values]}}}``."""
-    return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    """``configs/seeds.yaml``: ``{name: {"source", "what", "set": {dotted: value or [values]}}}``,
+    each ``set`` on top of the paper's recipe (:data:`dcgan.config.PAPER`)."""
+    writeups = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    return {name: {**w, "set": {**PAPER, **w["set"]}} for name, w in writeups.items()}
 
 
 def flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
