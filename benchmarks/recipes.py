@@ -46,8 +46,8 @@ SHARED = REPO.parent / "shared" / "data"
 DATASETS = {"mnist-5k": SHARED / "mnist-5k", "fashion-900": SHARED / "fashion-mnist-sample"}
 # The defaults before each round of these runs, so every row stays reproducible as params.yaml
 # moves on: the DCGAN paper's recipe (lr 2e-4, Adam betas 0.5/0.999, transposed convs, the
-# paper's depth, no R1, no EMA), then round 1's (lr 1e-3), round 2's (depth 2, lazy R1) and
-# round 3's (depth 4, resize-conv upsampling in G, betas 0/0.99, EMA 0.99)
+# paper's depth, one D step, no R1, no EMA), then round 1's (lr 1e-3), round 2's (depth 2, lazy
+# R1) and round 3's (depth 4, resize-conv upsampling in G, betas 0/0.99, EMA 0.99, D at 32)
 EMA_99 = {"train.ema": 0.99, "train.ema_start": 0}
 BETAS0 = {"train.beta1": 0.0, "train.beta2": 0.99}
 RESIZE = {"model.g_upsample": "resize"}
@@ -110,6 +110,15 @@ RECIPES = {  # name -> params overrides on top of params.yaml
                                         "train.lr_d": 0.002},
     "depth4-resize-betas0-ema-ndf16": {**ROUND3, "model.ndf": 16},
     "depth2-resize-betas0-ema-ndf32": {**ROUND3, "model.extra_layers": 2},
+    # round 4: D steps and separate learning rates on round 3's default (its EMA rows: the
+    # same recipe with --set train.ema=0.995 or 0.998)
+    "ndf32-lrg2e-3": {**ROUND3, "train.lr_g": 0.002},
+    "ndf32-lrg4e-3": {**ROUND3, "train.lr_g": 0.004},
+    "ndf32-lrd2e-3": {**ROUND3, "train.lr_d": 0.002},
+    "ndf32-dsteps2": {**ROUND3, "train.d_steps": 2},
+    "ndf32-dsteps2-lrg2e-3": {**ROUND3, "train.d_steps": 2, "train.lr_g": 0.002},
+    # the round-4 default (params.yaml; d_steps null: 2, or 5 for wgan-gp)
+    "ndf32-dsteps2-ema0.995": {**ROUND3, "train.d_steps": None, "train.ema": 0.995},
 }
 TINY = {"model.ngf": 8, "model.ndf": 8, "model.nz": 16, "classifier.width": 4,
         "classifier.min_steps": 0, "classifier.epochs": 1}

@@ -163,6 +163,11 @@ def test_r1_penalty_closed_form():
     assert real.grad is None  # the images are not trained
 
 
+def test_d_steps_defaults_per_loss():
+    assert [get(n).steps_per_g(None) for n in LOSSES] == [2, 2, 2, 5]
+    assert get("wgan-gp").steps_per_g(1) == 1 and get("bce").steps_per_g(3) == 3
+
+
 def test_r1_defaults_per_loss():
     assert [get(n).r1_for(None) for n in LOSSES] == [1.0, 1.0, 1.0, 0.0]
     assert get("wgan-gp").r1_for(0.5) == 0.5 and get("bce").r1_for(0.0) == 0.0

@@ -35,10 +35,11 @@ def test_two_epoch_run_writes_everything(tmp_path, prepared):
     assert trainer.run() is False
     metrics = trainer.write_outputs(tmp_path / "out")
     out = tmp_path / "out"
-    assert metrics["epochs"] == 2 and metrics["iterations"] == 8 and metrics["images_per_second"] > 0
+    assert trainer.iters == 64 // 16 // 2  # 2 D steps (one batch each) per G step: bce's default
+    assert metrics["epochs"] == 2 and metrics["iterations"] == 4 and metrics["images_per_second"] > 0
     assert sorted(p.name for p in (out / "grids").iterdir()) == ["epoch_001.png", "epoch_002.png"]
     rows = list(csv.DictReader((out / "plots/loss_iterations.csv").open()))
-    assert len(rows) == 8 and rows[-1]["epoch"] == "2"
+    assert len(rows) == 4 and rows[-1]["epoch"] == "2"
     assert len(list(csv.DictReader((out / "plots/loss_epochs.csv").open()))) == 2
     G = checkpoint.load_model(out / "generator.pt", Generator)  # weights_only load
     assert G(torch.randn(3, 16)).shape == (3, 1, 28, 28)
@@ -46,15 +47,15 @@ def test_two_epoch_run_writes_everything(tmp_path, prepared):
     assert state["epoch"] == 2 and {"G", "D", "opt_g", "opt_d", "rng", "global_rng"} <= set(state)
 
 
-@pytest.mark.parametrize("loss, extra", [
-    ("bce", {"train.d_batches": "separate"}), ("mse", {}), ("hinge", {}),
-    ("wgan-gp", {"train.d_steps": 2}),
+@pytest.mark.parametrize("loss, extra, d_steps", [
+    ("bce", {"train.d_batches": "separate"}, 2), ("mse", {}, 2), ("hinge", {"train.d_steps": 1}, 1),
+    ("wgan-gp", {"train.d_steps": 4}, 4),
 ])
-def test_every_loss_trains_an_epoch(tmp_path, prepared, loss, extra):
+def test_every_loss_trains_an_epoch(tmp_path, prepared, loss, extra, d_steps):
     trainer = Trainer(_params(loss=loss, **{"train.epochs": 1, **extra}), prepared, tmp_path)
     trainer.run()
     m = trainer.metrics()
-    assert m["iterations"] == 4 // extra.get("train.d_steps", 1)
+    assert m["iterations"] == 4 // d_steps  # 4 batches an epoch, one per D step
     assert all(torch.isfinite(torch.tensor([m["d_loss"], m["g_loss"]])))
 
 
@@ -72,10 +73,10 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, prepared
     trainer = Trainer(_params(), prepared, tmp_path / "work")
     real_g_loss, calls = trainer.steps.g_step, {"n": 0}
 
-    def poisoned(fake):  # the 6th G step (epoch 2, iteration 2) returns NaN
+    def poisoned(fake):  # epoch 2's second G step returns NaN
         calls["n"] += 1
         loss = real_g_loss(fake)
-        return loss * float("nan") if calls["n"] == 6 else loss
+        return loss * float("nan") if calls["n"] == trainer.iters + 2 else loss
 
     monkeypatch.setattr(trainer.steps, "g_step", poisoned)
     with pytest.raises(TrainingDiverged, match="non-finite loss at epoch 2, iteration 2"):
