@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import types
+
 import pytest
 import torch
 
@@ -68,6 +70,35 @@ def test_ema_resumes_exactly_and_is_what_the_run_samples(tmp_path, prepared):
     straight.write_outputs(tmp_path / "out")
     saved = checkpoint.load_model(tmp_path / "out/generator_ema.pt", Generator)
     assert torch.equal(saved.main[0].weight, hook.ema.module.main[0].weight)
+
+
+@pytest.mark.parametrize("start", [0, 3])
+def test_ema_warms_up_then_decays_at_its_rate(start):
+    """By hand: a copy of G at step max(start, 1), then d = min(decay, t / (t + 3)) at the
+    t-th averaged step, so a short run's average follows G instead of its first weights."""
+    G, weights = torch.nn.Linear(3, 2), [torch.randn(2, 3) for _ in range(40)]
+    trainer = types.SimpleNamespace(G=G)
+    hook = EmaGenerator(0.9, start)
+    hook.before_run(trainer)
+    expected = None
+    for step, w in enumerate(weights, 1):
+        G.weight.data.copy_(w)
+        hook.after_step(trainer)
+        t = step - max(start, 1)
+        d = min(0.9, t / (t + 3))
+        expected = w if t <= 0 else d * expected + (1 - d) * w
+    torch.testing.assert_close(hook.ema.module.weight, expected)
+    assert trainer.sample_from is hook.ema.module
+    assert _decays(0.995, [2, 300, 598, 2000]) == [0.25, 299 / 302, 0.995, 0.995]
+
+
+def _decays(decay, steps):
+    hook = EmaGenerator(decay, 0)
+    out = []
+    for n in steps:
+        hook.steps = n
+        out.append(hook.decay_now())
+    return out
 
 
 def test_ema_copies_g_until_its_start_step(tmp_path, prepared):

@@ -24,11 +24,16 @@ if TYPE_CHECKING:
 
 
 class EmaGenerator(Hook):
-    """``ema = decay * ema + (1 - decay) * G`` after each G step; a copy of G up to ``start``.
+    """``ema = d * ema + (1 - d) * G`` after each G step; a copy of G up to ``start``.
 
     Early weights are not worth remembering, so until G step ``start`` the average restarts
-    from G at every step. Buffers (batch-norm statistics) are averaged too; sampling with
-    ``train.sample_bn: standing`` recomputes them anyway.
+    from G at every step. After it, ``d`` warms up: at ``t`` steps of averaging it is
+    ``min(decay, t / (t + 3))``, the decay whose average reaches back (mean age ``d / (1 - d)``)
+    a third of those steps. Without it, a short run's average would be mostly its first,
+    untrained weights: at 0.995, 91% of it after 20 steps (noise in a 10-epoch grid on 41
+    images). At 0.995 the warm-up ends after 597 steps; by step 2,000 those steps weigh <0.1%.
+    Buffers (batch-norm statistics) are averaged too; sampling with ``train.sample_bn:
+    standing`` recomputes them anyway.
     """
 
     name = "ema"
@@ -40,11 +45,19 @@ class EmaGenerator(Hook):
         self._saved: dict[str, Any] | None = None
 
     def before_run(self, trainer: Trainer) -> None:
-        self.ema = AveragedModel(trainer.G, multi_avg_fn=get_ema_multi_avg_fn(self.decay),
-                                 use_buffers=True)
+        self.ema = AveragedModel(trainer.G, multi_avg_fn=self._average, use_buffers=True)
         if self._saved is not None:  # resuming: the state came before the model existed
             self.ema.load_state_dict(self._saved["model"])
         trainer.sample_from = self.ema.module
+
+    def decay_now(self) -> float:
+        """The decay of the update after G step ``steps`` (the warm-up above)."""
+        t = self.steps - max(self.start, 1)  # steps averaged before this one
+        return min(self.decay, t / (t + 3))
+
+    def _average(self, ema: list[torch.Tensor], current: list[torch.Tensor], n: Any) -> None:
+        # AveragedModel's own EMA update, at this step's decay (its factory fixes one decay)
+        get_ema_multi_avg_fn(self.decay_now())(ema, current, n)
 
     @torch.no_grad()
     def after_step(self, trainer: Trainer) -> None:
