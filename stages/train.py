@@ -95,8 +95,10 @@ def train(params: Params, args: argparse.Namespace, world: distributed.World) ->
     for leftover in (args.out, args.metrics):  # of a run killed while writing them
         atomic.remove_leftovers(leftover)
     if trainer.batch_size < params.train.batch_size:
+        d = trainer.d_steps
         print(f"train: {len(trainer.data)} training images, fewer than train.batch_size "
-              f"{params.train.batch_size}: each epoch is one batch of {trainer.batch_size}")
+              f"{params.train.batch_size}" + (f" x {d} D steps" if d > 1 else "") + ": each "
+              f"epoch is {'one batch' if d == 1 else f'{d} batches'} of {trainer.batch_size}")
     logger = MlflowLogger(trainer.workdir, params, trainer.meta)  # opened by LogEpochs
     try:
         trainer.run([*standard(*extra), LogEpochs(logger)])

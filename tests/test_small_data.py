@@ -83,6 +83,29 @@ def _flat_folder(root, n=40):
     return root
 
 
+@pytest.mark.parametrize("n, extra, plan", [
+    (24, {}, (12, 1, 2)),                      # bce's 2 D steps need 2 batches: halved
+    (24, {"train.d_steps": 1}, (24, 1, 1)),    # one batch of everything
+    (100, {}, (32, 1, 2)), (200, {}, (32, 3, 2)),
+    (9, {"loss": "wgan-gp"}, (1, 1, 5)),       # 5 critic steps of 1 image each
+])
+def test_a_set_smaller_than_a_g_steps_batches_trains_smaller_batches(n, extra, plan):
+    from dcgan.batches import plan_batches
+    from dcgan.config import load_params
+
+    params = load_params(REPO / "params.yaml", {"train.batch_size": 32, **extra})
+    assert tuple(plan_batches(params, n, 1)) == plan
+
+
+def test_fewer_images_than_d_steps_is_one_line():
+    from dcgan.batches import plan_batches
+    from dcgan.config import load_params
+    from dcgan.errors import UserError
+
+    with pytest.raises(UserError, match="train.d_steps 5 is more than the 4 training images"):
+        plan_batches(load_params(REPO / "params.yaml", {"loss": "wgan-gp"}), 4, 1)
+
+
 @pytest.mark.slow  # six stage processes
 def test_flat_folder_trains_evaluates_and_reports(tmp_path):
     """A flat, unlabelled folder (advertised in the README) through every stage; fewer images
@@ -111,8 +134,8 @@ def test_flat_folder_trains_evaluates_and_reports(tmp_path):
         assert proc.returncode == 0, f"{stage}: {proc.stderr[-2000:]}"
         assert "warning" not in proc.stderr, f"{stage}: {proc.stderr[-2000:]}"
         said[stage] = proc.stdout
-    assert ("train: 24 training images, fewer than train.batch_size 32: each epoch is one batch "
-            "of 24") in said["train"]
+    assert ("train: 24 training images, fewer than train.batch_size 32 x 2 D steps: each epoch "
+            "is 2 batches of 12") in said["train"]
     scores = json.loads((d / "eval.json").read_text())
     assert "no labels" in scores["notes"][0]
     for row in ("generator", "floor", "noise", "best"):

@@ -32,15 +32,15 @@ def plan_batches(params: Params, n: int, processes: int) -> Plan:
         raise UserError(f"train.d_batches: 'separate' cannot be used with loss {params.loss} "
                         "(its gradient penalty needs real and fake together); use 'joint'")
     d_steps = loss.steps_per_g(params.train.d_steps)
-    batch = min(params.train.batch_size, n)
+    # A data set smaller than a G step's batches: smaller batches, one G step an epoch
+    batch = min(params.train.batch_size, n // d_steps)
+    if batch == 0:
+        raise UserError(f"train.d_steps {d_steps} is more than the {n} training images; "
+                        "lower it")
     if batch % processes:
         raise UserError(f"train.batch_size {batch} does not split evenly over {processes} "
                         f"processes; use a multiple of {processes}")
-    iters = (n // batch) // d_steps
-    if iters == 0:
-        raise UserError(f"train.batch_size {batch} x d_steps {d_steps} is more than the "
-                        f"{n} training images; lower them")
-    return Plan(batch, iters, d_steps)
+    return Plan(batch, (n // batch) // d_steps, d_steps)
 
 
 def shard_order(perm: torch.Tensor, batches: int, batch_size: int, world: World) -> torch.Tensor:
