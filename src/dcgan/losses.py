@@ -133,7 +133,7 @@ class Loss:
         g_term: G's loss on D's logits for generated images.
         score: What to report as "D(x)" / "D(G(z))": a probability for bce, else the mean logit.
         critic_steps: D steps per G step when ``train.d_steps`` is null (WGAN-GP's paper uses
-            5; 2 for the others: IS 8.0-8.1 vs 7.8-7.85 with 1 at 2,000 G steps, in 1.4x the time).
+            5; 2 for the others: IS 7.9-8.1 vs 7.8-7.85 with 1 at 2,000 G steps, in 1.4x the time).
         d_norm: D's normalisation when ``model.d_norm`` is auto.
         gradient_penalty: Whether D's loss adds ``gp_weight * gradient_penalty`` (which needs
             real and fake in one update, and a D that treats samples independently).
