@@ -27,11 +27,10 @@ from pathlib import Path
 
 import torch
 
-from bench import DCGAN
 from benchlib import REPO, Trainer, device_name, slug
 from dcgan import atomic, losses
 from dcgan.classifier import DomainClassifier, epochs_for, fit
-from dcgan.config import load_params, parse_overrides
+from dcgan.config import PAPER, load_params, parse_overrides
 from dcgan.data.download import download
 from dcgan.data.prepare import preprocess
 from dcgan.data.prepared import load_meta, load_split, permutation
@@ -45,13 +44,13 @@ from dcgan.training.ema import EmaGenerator
 SHARED = REPO.parent / "shared" / "data"
 DATASETS = {"mnist-5k": SHARED / "mnist-5k", "fashion-900": SHARED / "fashion-mnist-sample"}
 # The defaults before each round of these runs, so every row stays reproducible as params.yaml
-# moves on: the DCGAN paper's recipe (lr 2e-4, Adam betas 0.5/0.999, transposed convs, the
-# paper's depth, one D step, no R1, no EMA), then round 1's (lr 1e-3), round 2's (depth 2, lazy
-# R1) and round 3's (depth 4, resize-conv upsampling in G, betas 0/0.99, EMA 0.99, D at 32)
+# moves on: the DCGAN paper's recipe (dcgan.config.PAPER: lr 2e-4, Adam betas 0.5/0.999,
+# transposed convs, the paper's depth, one D step, no R1, no EMA), then round 1's (lr 1e-3),
+# round 2's (depth 2, lazy R1) and round 3's (depth 4, resize-conv upsampling in G, betas
+# 0/0.99, EMA 0.99, D at 32)
 EMA_99 = {"train.ema": 0.99, "train.ema_start": 0}
 BETAS0 = {"train.beta1": 0.0, "train.beta2": 0.99}
 RESIZE = {"model.g_upsample": "resize"}
-PAPER = DCGAN  # bench.py's: both benchmarks name the paper's recipe once
 ROUND1 = {**PAPER, "train.lr_g": 0.001, "train.lr_d": 0.001}
 ROUND2 = {**ROUND1, "model.extra_layers": 2, "train.r1": 1.0, "train.r1_every": 8}
 ROUND3 = {**ROUND2, **BETAS0, **RESIZE, **EMA_99, "model.extra_layers": 4, "model.ndf": 32,
