@@ -26,7 +26,7 @@ from dcgan import atomic
 from dcgan.classifier import DomainClassifier
 from dcgan.config import PAPER, load_params, parse_overrides
 from dcgan.device import resolve_device
-from dcgan.evaluate import Settings, classifier_scores, sample
+from dcgan.scoring import Settings, classifier_scores, samples_of
 from dcgan.models import Discriminator, Generator
 
 FULL = {"28x28": (60_000, 1, 28), "64x64": (16_000, 3, 64)}  # name -> (images, channels, size)
@@ -99,7 +99,7 @@ def evaluation_seconds(device: torch.device, n: int) -> float:
     settings = Settings(e.is_splits, min(e.kid_subset_size, n), e.pr_k, e.batch_size, seed=0)
     sync(device)
     start = time.perf_counter()
-    classifier_scores(clf, sample(G, n, G.nz, device, seed=0), real, device, settings)
+    classifier_scores(clf, samples_of(G, n, G.nz, device, seed=0), real, device, settings)
     return time.perf_counter() - start
 
 

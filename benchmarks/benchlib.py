@@ -17,10 +17,12 @@ sys.path.insert(0, str(REPO / "src"))
 
 from dcgan import atomic  # noqa: E402
 from dcgan.config import load_params  # noqa: E402
-from dcgan.training import Trainer  # noqa: E402  the one place benchmarks/ names the training module
+from dcgan.data.prepared import load_split  # noqa: E402
+from dcgan.losses import get  # noqa: E402
+from dcgan.training import Session, Trainer  # noqa: E402  the one place benchmarks/ names it
 from gpu_report import slug  # noqa: E402  (torch-free, so gpu_check.py names files without torch)
 
-__all__ = ["REPO", "Trainer", "device_name", "epoch_times", "images_per_epoch", "slug", "sync",
+__all__ = ["REPO", "Session", "Trainer", "device_name", "epoch_times", "images_per_epoch", "slug", "sync",
            "synthetic_set", "trainer"]
 
 
@@ -47,9 +49,10 @@ def synthetic_set(folder: Path, n: int, nc: int, size: int) -> Path:
 
 
 def trainer(folder: Path, device: torch.device, overrides: dict) -> Trainer:
-    """A trainer of params.yaml with ``overrides`` on the prepared set in ``folder``."""
+    """A trainer of params.yaml with ``overrides`` on the prepared set in ``folder`` (the
+    training loop alone: no run folder, no checkpoints)."""
     params = load_params(REPO / "params.yaml", {"train.device": str(device), **overrides})
-    return Trainer(params, folder, folder / "work")
+    return Trainer(params, load_split(folder, "train")[0], get(params.loss))
 
 
 def epoch_times(trainer: Trainer, epochs: int) -> tuple[list[float], torch.Tensor]:

@@ -123,7 +123,7 @@ def _ours(cfg: dict, folder: Path, device, loss: str, mode: str, full: int,
     ours, _ = bench.networks(cfg["model"])  # the reference loop's networks and maths
     t = benchlib.trainer(folder, device, {**ours, "loss": loss, "train.epochs": 2,
                                           "train.batch_size": cfg["batch"],
-                                          "train.compile": None if mode == "eager" else mode})
+                                          "train.compile": mode})
     times, stats = benchlib.epoch_times(t, 2)
     if not torch.isfinite(stats).all():
         raise FloatingPointError(f"non-finite losses in epoch 2: {stats[-1].tolist()}")

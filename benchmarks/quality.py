@@ -23,18 +23,18 @@ from typing import Callable
 
 import torch
 
-from benchlib import REPO, Trainer, device_name, slug
+from benchlib import REPO, Session, device_name, slug
 from dcgan import atomic
 from dcgan.classifier import DomainClassifier, epochs_for, fit
 from dcgan.config import Params, load_params, parse_overrides
 from dcgan.data.download import download
-from dcgan.data.prepare import preprocess
+from dcgan.data.preprocess import preprocess
 from dcgan.data.prepared import hold_out, load_split
 from dcgan.data.sources import parse_dataset
 from dcgan.device import resolve_device
-from dcgan.evaluate import fd_scorer
+from dcgan.scoring import fd_scorer
 
-REFERENCE = {"train.precision": "fp32", "train.channels_last": False, "train.compile": None}
+REFERENCE = {"train.precision": "fp32", "train.channels_last": False, "train.compile": "eager"}
 
 
 def _prepare(source: Path, tmp: Path, params: Params, seed: int):
@@ -55,9 +55,9 @@ def _prepare(source: Path, tmp: Path, params: Params, seed: int):
 
 
 def _score(prepared: Path, workdir: Path, overrides: dict, scorer) -> tuple[float, float]:
-    trainer = Trainer(load_params(REPO / "params.yaml", overrides), prepared, workdir)
-    trainer.run()
-    return scorer(trainer.G), trainer.metrics()["images_per_second"]
+    session = Session(load_params(REPO / "params.yaml", overrides), prepared, workdir)
+    session.run()
+    return scorer(session.trainer.G), session.metrics()["images_per_second"]
 
 
 def summarise(runs: dict[str, list[dict]]) -> dict[str, dict[str, float]]:

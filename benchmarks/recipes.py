@@ -27,19 +27,17 @@ from pathlib import Path
 
 import torch
 
-from benchlib import REPO, Trainer, device_name, slug
+from benchlib import REPO, Session, Trainer, device_name, slug
 from dcgan import atomic, losses
 from dcgan.classifier import DomainClassifier, epochs_for, fit
 from dcgan.config import PAPER, load_params, parse_overrides
 from dcgan.data.download import download
-from dcgan.data.prepare import preprocess
+from dcgan.data.preprocess import preprocess
 from dcgan.data.prepared import load_meta, load_split, permutation
 from dcgan.data.sources import parse_dataset
 from dcgan.device import resolve_device
-from dcgan.evaluate import Settings, classifier_scores, sample
+from dcgan.scoring import Settings, classifier_scores, samples_of
 from dcgan.images import save_grid
-from dcgan.training import standard
-from dcgan.training.ema import EmaGenerator
 
 SHARED = REPO.parent / "shared" / "data"
 DATASETS = {"mnist-5k": SHARED / "mnist-5k", "fashion-900": SHARED / "fashion-mnist-sample"}
@@ -54,7 +52,7 @@ RESIZE = {"model.g_upsample": "resize"}
 ROUND1 = {**PAPER, "train.lr_g": 0.001, "train.lr_d": 0.001}
 ROUND2 = {**ROUND1, "model.extra_layers": 2, "train.r1": 1.0, "train.r1_every": 8}
 ROUND3 = {**ROUND2, **BETAS0, **RESIZE, **EMA_99, "model.extra_layers": 4, "model.ndf": 32,
-          "train.r1": None}  # null: the loss's own (no R1 for wgan-gp), as params.yaml
+          "train.r1": "auto"}  # the loss's own (no R1 for wgan-gp), as params.yaml
 WIDE_D = {"model.ndf": 64}
 RECIPES = {  # name -> params overrides on top of params.yaml
     "default": {},  # params.yaml as it is
@@ -100,7 +98,7 @@ RECIPES = {  # name -> params overrides on top of params.yaml
     "depth2-r1-gamma10-ema": {**ROUND2, **EMA_99, "train.r1": 10.0},
     "depth4-betas0": {**ROUND2, **BETAS0, "model.extra_layers": 4},
     "depth4-betas0-ema": {**ROUND2, **BETAS0, **EMA_99, "model.extra_layers": 4},
-    "depth4-resize-betas0": {**ROUND3, **WIDE_D, "train.ema": None},
+    "depth4-resize-betas0": {**ROUND3, **WIDE_D, "train.ema": "none"},
     "depth4-resize-betas0-ema": {**ROUND3, **WIDE_D},
     "depth4-resize-betas0-ema-gamma0.1": {**ROUND3, **WIDE_D, "train.r1": 0.1},
     "depth6-resize-betas0-ema": {**ROUND3, **WIDE_D, "model.extra_layers": 6},
@@ -117,7 +115,7 @@ RECIPES = {  # name -> params overrides on top of params.yaml
     "ndf32-dsteps2": {**ROUND3, "train.d_steps": 2},
     "ndf32-dsteps2-lrg2e-3": {**ROUND3, "train.d_steps": 2, "train.lr_g": 0.002},
     # the round-4 default (params.yaml; d_steps null: 2, or 5 for wgan-gp)
-    "ndf32-dsteps2-ema0.995": {**ROUND3, "train.d_steps": None, "train.ema": 0.995},
+    "ndf32-dsteps2-ema0.995": {**ROUND3, "train.d_steps": "auto", "train.ema": 0.995},
 }
 TINY = {"model.ngf": 8, "model.ndf": 8, "model.nz": 16, "classifier.width": 4,
         "classifier.min_steps": 0, "classifier.epochs": 1}
@@ -166,11 +164,9 @@ def train_one(prepared: Path, workdir: Path, overrides: dict, steps: int, batch:
     epochs = max(1, math.ceil(steps / ((n // batch) // d_steps)))
     params = load_params(REPO / "params.yaml", {**overrides, "train.batch_size": batch,
                                                 "train.epochs": epochs, "train.eval_every": 0})
-    trainer = Trainer(params, prepared, workdir)
-    t = params.train
-    extra = [EmaGenerator(t.ema, t.ema_start)] if t.ema is not None else []
-    trainer.run(standard(*extra))
-    return trainer
+    session = Session(params, prepared, workdir)
+    session.run()
+    return session.trainer
 
 
 def run_row(data, name: str, overrides: dict, args, device, tmp: Path) -> dict:
@@ -180,7 +176,7 @@ def run_row(data, name: str, overrides: dict, args, device, tmp: Path) -> dict:
     trainer = train_one(prepared, tmp / f"{name}-{overrides['loss']}-{overrides['seed']}",
                         {**overrides, "train.device": str(device)}, args.steps, args.batch)
     wall = time.perf_counter() - start
-    fake = sample(trainer.sampler(), len(score_half), trainer.p.model.nz, device, seed=1)
+    fake = samples_of(trainer.sampler(), len(score_half), trainer.p.model.nz, device, seed=1)
     if args.grids:
         seed = overrides["seed"]
         save_grid(fake[:100], Path(args.grids) / f"{name}-{overrides['loss']}-{seed}.png")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from dcgan.config import load_params
-from dcgan.data.prepare import preprocess
+from dcgan.data.preprocess import preprocess
 from dcgan.errors import run_stage
 
 

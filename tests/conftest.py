@@ -121,7 +121,7 @@ def kill_after_first_checkpoint(cmd: list[str], env: dict, workdir: Path) -> Non
 def make_prepared(folder: Path, n: int = 64, seed: int = 0) -> Path:
     """A prepared data set (the preprocess stage's output) of ``n`` random 28x28 digits."""
     from dcgan.data.download import download
-    from dcgan.data.prepare import preprocess
+    from dcgan.data.preprocess import preprocess
     from dcgan.data.sources import parse_dataset
 
     src = make_idx_dir(folder / "idx", n=n, seed=seed)

@@ -17,7 +17,20 @@ PARAMS = REPO / "params.yaml"
 def test_repo_params_load():
     params = load_params(PARAMS)
     assert params.dataset == "fashion-mnist" and params.loss == "bce"
-    assert flatten(params)["preprocess.max_images"] is None
+    assert params.preprocess.max_images is None and flatten(params)["preprocess.max_images"] == "all"
+
+
+def test_params_yaml_holds_no_null():
+    """`dvc exp run -S` rewrites every null of params.yaml as an empty value: named words
+    (auto, none, all, eager) keep a one-key change to a one-line diff."""
+    def nulls(tree, prefix=""):
+        for key, value in tree.items():
+            if isinstance(value, dict):
+                yield from nulls(value, f"{prefix}{key}.")
+            elif value is None:
+                yield prefix + key
+
+    assert list(nulls(yaml.safe_load(PARAMS.read_text()))) == []
 
 
 @pytest.mark.parametrize("overrides, message", [
@@ -38,6 +51,12 @@ def test_repo_params_load():
                                "image_size, channels, max_images"),
     ({"epochz": 3}, "epochz: unknown key; allowed in params:"),
     ({"preprocess": 5}, "preprocess: expected a mapping"),
+    ({"train.d_steps": None}, "train.d_steps: null is not a value here; write auto"),
+    ({"train.d_steps": "two"}, "train.d_steps: expected an integer or auto, got 'two'"),
+    ({"train.ema": None}, "train.ema: null is not a value here; write none"),
+    ({"evaluate.inception": "yes"}, "evaluate.inception: expected true or false or auto, got 'yes'"),
+    ({"loss": "wgan-gp", "train.d_batches": "separate"}, "train.d_batches: 'separate' cannot be "
+                                                         "used with loss wgan-gp"),
 ])
 def test_bad_values_fail_with_one_line(overrides, message):
     with pytest.raises(ConfigError) as err:
@@ -82,6 +101,7 @@ def test_config_choices_match_the_library():
     assert config.LOSS_NAMES == losses.LOSSES
     assert config.ACTIVATIONS == models.ACTIVATIONS and config.D_NORMS == models.D_NORMS
     assert config.G_UPSAMPLES == models.G_UPSAMPLES
+    assert config.PENALTY_LOSSES == tuple(n for n in losses.LOSSES if losses.get(n).gradient_penalty)
 
 
 def test_config_image_sizes_match_the_models():
@@ -106,13 +126,13 @@ def test_unsupported_image_size_stops_the_data_stages_before_any_work(tmp_path, 
     """image_size 48 used to cost a download, a preprocess and a classifier before train died."""
     import runpy
 
-    from dcgan.data import download, prepare
+    from dcgan.data import download, preprocess
 
     def no_work(*args, **kwargs):
         raise AssertionError("work started")
 
     monkeypatch.setattr(download, "download", no_work)
-    monkeypatch.setattr(prepare, "preprocess", no_work)
+    monkeypatch.setattr(preprocess, "preprocess", no_work)
     data = yaml.safe_load(PARAMS.read_text())
     data["preprocess"]["image_size"] = 48
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(data))
@@ -123,4 +143,4 @@ def test_unsupported_image_size_stops_the_data_stages_before_any_work(tmp_path, 
     assert exit_.value.code == 2 and not (tmp_path / "out").exists()
     assert capsys.readouterr().err.splitlines() == [
         "error: params.yaml: preprocess.image_size: unsupported value 48; the DCGAN supports 28 or "
-        "a power of two from 16 to 256 (null: 28 for IDX sources, 64 for image folders)"]
+        "a power of two from 16 to 256 (auto: 28 for IDX sources, 64 for image folders)"]

@@ -12,10 +12,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dcgan.batches import EpochData
+from dcgan.training.batches import EpochData
 from dcgan.config import load_params
 from dcgan.distributed import World
-from dcgan.training import Trainer
+from dcgan.training import Session, Trainer
 from conftest import REPO, TINY, make_prepared
 
 pytestmark = [pytest.mark.cuda,
@@ -41,7 +41,8 @@ def _cosine(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def _one_iteration(prepared, workdir, **extra) -> tuple[Trainer, torch.Tensor, dict]:
     """One training iteration; its stats, the gradients it left and the weights' change."""
-    trainer = Trainer(load_params(REPO / "params.yaml", {**CUDA, **extra}), prepared, workdir)
+    trainer = Session(load_params(REPO / "params.yaml", {**CUDA, **extra}), prepared,
+                      workdir).trainer
     before = _flat(trainer.G.parameters()), _flat(trainer.D.parameters())
     stats = trainer.train_epoch()
     grads = {"D": _flat(p.grad for p in trainer.D.parameters()),
@@ -122,11 +123,13 @@ def test_run_resumes_from_a_cuda_checkpoint(tmp_path, prepared, monkeypatch):
     stopped after epoch 1 and resumed ends where an uninterrupted run ends."""
     monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
     two = {"train.epochs": 2, "train.batch_size": 16}
-    whole = Trainer(load_params(REPO / "params.yaml", {**CUDA, **two}), prepared, tmp_path / "a")
+    whole = Session(load_params(REPO / "params.yaml", {**CUDA, **two}), prepared, tmp_path / "a")
     whole.run()
-    Trainer(load_params(REPO / "params.yaml", {**CUDA, **two, "train.epochs": 1}), prepared,
+    Session(load_params(REPO / "params.yaml", {**CUDA, **two, "train.epochs": 1}), prepared,
             tmp_path / "b").run()
-    resumed = Trainer(load_params(REPO / "params.yaml", {**CUDA, **two}), prepared, tmp_path / "b")
-    assert resumed.run() is True and resumed.epoch == 2 and resumed.rng.device.type == "cuda"
-    a, b = _flat(whole.G.parameters()), _flat(resumed.G.parameters())
+    resumed = Session(load_params(REPO / "params.yaml", {**CUDA, **two}), prepared, tmp_path / "b")
+    assert resumed.resumed is True
+    resumed.run()
+    assert resumed.trainer.epoch == 2 and resumed.trainer.rng.device.type == "cuda"
+    a, b = _flat(whole.trainer.G.parameters()), _flat(resumed.trainer.G.parameters())
     assert torch.allclose(a, b, rtol=1e-4, atol=1e-6), (a - b).abs().max()

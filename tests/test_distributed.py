@@ -18,8 +18,8 @@ import torch
 from dcgan import checkpoint
 from dcgan.config import PAPER, load_params
 from dcgan.distributed import World
-from dcgan.batches import shard_order
-from dcgan.training import Trainer
+from dcgan.training.batches import shard_order
+from dcgan.training import Session
 from conftest import REPO, TINY, make_prepared, stage_cmd, write_params
 
 # The paper's recipe (lr 2e-4, its network and Adam): the update-direction comparisons below
@@ -27,7 +27,7 @@ from conftest import REPO, TINY, make_prepared, stage_cmd, write_params
 # 0.52-0.81 measured), lets per-process batch norm move the two trajectories further apart
 # within 2 epochs. R1 stays on (the loss's own, as params.yaml), so its penalty through DDP is
 # compared too.
-TWO = {**PAPER, **TINY, "train.r1": None, "train.nproc": 2, "train.batch_size": 32}
+TWO = {**PAPER, **TINY, "train.r1": "auto", "train.nproc": 2, "train.batch_size": 32}
 
 
 def _command(folder: Path, prepared: Path, overrides: dict) -> tuple[list[str], dict]:
@@ -89,11 +89,11 @@ def test_two_processes_write_one_run_that_matches_one_process(two_proc, prepared
     # One process with the whole batch sees the same batches and noise; only batch norm
     # differs (per-process statistics over 16 images instead of 32), so the weight updates
     # point the same way. Another seed's update is unrelated (cosine ~0).
-    single = Trainer(load_params(REPO / "params.yaml", {**TWO, "train.nproc": 1}), prepared,
+    single = Session(load_params(REPO / "params.yaml", {**TWO, "train.nproc": 1}), prepared,
                      tmp_path / "w")
-    init = {k: v.clone() for k, v in single.G.state_dict().items()}
+    init = {k: v.clone() for k, v in single.trainer.G.state_dict().items()}
     single.run()
-    ddp, one = _generator(two_proc), single.G.state_dict()
+    ddp, one = _generator(two_proc), single.trainer.G.state_dict()
     keys = [k for k in init if init[k].is_floating_point() and "running" not in k]
     delta = [torch.cat([(s[k] - init[k]).flatten() for k in keys]) for s in (ddp, one)]
     assert torch.nn.functional.cosine_similarity(*delta, dim=0) > 0.9
@@ -151,9 +151,11 @@ def test_a_run_resumes_on_another_number_of_processes(two_proc, prepared, tmp_pa
     (work / next((two_proc / "work").iterdir()).name).mkdir(parents=True)
     src = next((two_proc / "work").iterdir()) / "last.pt"
     (work / src.parent.name / "last.pt").write_bytes(src.read_bytes())
-    single = Trainer(load_params(REPO / "params.yaml", {**TWO, "train.nproc": 1,
+    single = Session(load_params(REPO / "params.yaml", {**TWO, "train.nproc": 1,
                                                          "train.epochs": 3}), prepared, work)
-    assert single.run() is True and single.epoch == 3
+    assert single.resumed is True
+    single.run()
+    assert single.trainer.epoch == 3
 
 
 @pytest.mark.slow
@@ -182,11 +184,12 @@ def test_sync_bn_on_two_gpus_matches_one_gpu(tmp_path, prepared):
            "train.epochs": 1}
     done = _train(tmp_path / "two", prepared, gpu)
     assert done.returncode == 0, done.stderr[-2000:]
-    single = Trainer(load_params(REPO / "params.yaml", {**gpu, "train.nproc": 1}), prepared,
+    single = Session(load_params(REPO / "params.yaml", {**gpu, "train.nproc": 1}), prepared,
                      tmp_path / "w")
-    init = {k: v.detach().cpu().clone() for k, v in single.G.state_dict().items()}
+    init = {k: v.detach().cpu().clone() for k, v in single.trainer.G.state_dict().items()}
     single.run()
-    ddp, one = _generator(tmp_path / "two"), {k: v.cpu() for k, v in single.G.state_dict().items()}
+    ddp, one = (_generator(tmp_path / "two"),
+                {k: v.cpu() for k, v in single.trainer.G.state_dict().items()})
     keys = [k for k in init if init[k].is_floating_point() and "running" not in k]
     delta = [torch.cat([(s[k] - init[k]).flatten() for k in keys]) for s in (ddp, one)]
     assert torch.nn.functional.cosine_similarity(*delta, dim=0) > 0.99

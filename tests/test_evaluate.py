@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from dcgan.classifier import DomainClassifier, accuracy, fit
-from dcgan.evaluate import Settings, classifier_scores, fd_scorer, real_sets, sample
+from dcgan.scoring import Settings, classifier_scores, fd_scorer, real_sets, samples_of
 
 CLASSES = 4
 DEVICE = torch.device("cpu")
@@ -75,8 +75,8 @@ def test_floor_beats_noise_and_collapse_covers_one_class(trained):
     reference, candidate, how = real_sets(train, test, 400, seed=0)
     assert len(reference) == len(candidate) == 400 and how.startswith("held-out")
     floor = classifier_scores(model, candidate, reference, DEVICE, SETTINGS)
-    noise = classifier_scores(model, sample(Noise(), 400, 8, DEVICE, 0), reference, DEVICE, SETTINGS)
-    collapsed = classifier_scores(model, sample(Constant(train[0]), 400, 8, DEVICE, 0),
+    noise = classifier_scores(model, samples_of(Noise(), 400, 8, DEVICE, 0), reference, DEVICE, SETTINGS)
+    collapsed = classifier_scores(model, samples_of(Constant(train[0]), 400, 8, DEVICE, 0),
                                   reference, DEVICE, SETTINGS)
     assert floor["inception_score"]["mean"] > 0.9 * CLASSES and floor["classes_covered"] == CLASSES
     assert collapsed["classes_covered"] == 1 and collapsed["inception_score"]["mean"] < 1.1
@@ -103,7 +103,7 @@ def test_fd_scorer_is_deterministic_and_prefers_real_like_output(trained):
     # Real-like output wins by a wide margin (measured: FD ~0.003 vs ~115, IS ~3.8 vs ~1.0,
     # precision ~0.96 vs 0), so a metric that flips or flattens its preference fails here.
     assert real_like < 0.01 * noise
-    real_row, noise_row = (classifier_scores(model, sample(g, 200, 8, DEVICE, 1), test[:200],
+    real_row, noise_row = (classifier_scores(model, samples_of(g, 200, 8, DEVICE, 1), test[:200],
                                              DEVICE, SETTINGS) for g in (RealLike(), Noise()))
     assert real_row["inception_score"]["mean"] > noise_row["inception_score"]["mean"] + 2
     assert real_row["frechet_distance"] < 0.01 * noise_row["frechet_distance"]

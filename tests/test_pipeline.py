@@ -107,8 +107,8 @@ def test_data_stages_repro_cache_and_run_cache(tmp_path):
 
     set_params(repo, dataset=f"idx:{idx_dir}")
     out = dvc(repo, "repro", "preprocess")
-    # DVC's run cache restores both stages instead of recomputing them
-    assert out.count("is cached - skipping run") == 2 and "Running stage" not in out
+    # DVC's run cache restores the stages instead of recomputing them (validate's too)
+    assert out.count("is cached - skipping run") == 3 and "Running stage" not in out
     assert yaml.safe_load((repo / "data/prepared/meta.json").read_text()) == meta
 
 
@@ -122,7 +122,7 @@ def test_full_pipeline_then_exp_run_with_other_loss(tmp_path, monkeypatch):
                         "train.eval_samples": 1000, "dataset": f"idx:{idx_dir}"})
     _run(["git", "commit", "-qam", "tiny params"], repo)
     out = dvc(repo, "repro")
-    for stage in ("download", "preprocess", "classifier", "train", "evaluate", "report"):
+    for stage in ("validate", "download", "preprocess", "classifier", "train", "evaluate", "report"):
         assert f"Running stage '{stage}'" in out
     with Image.open(repo / "data/report/progress.gif") as gif:
         assert gif.n_frames == 1  # one frame per epoch
@@ -151,6 +151,42 @@ def test_full_pipeline_then_exp_run_with_other_loss(tmp_path, monkeypatch):
     # --all: this tiny classifier scores both generators alike to the headline's 4 digits
     diff = dvc(repo, "metrics", "diff", "--all", "--md")
     assert "| metrics/eval/generator.json | FD " in diff and "| metrics/train.json " in diff
+
+
+def _outputs(repo: Path) -> dict[str, bytes]:
+    """Every file of the train stage's outputs and of metrics/, by path."""
+    files = [*(repo / "data/train").rglob("*"), *(repo / "metrics").rglob("*")]
+    return {str(f.relative_to(repo)): f.read_bytes() for f in files if f.is_file()}
+
+
+@pytest.mark.slow
+def test_a_rejected_param_leaves_every_earlier_output_as_it_was(tmp_path):
+    """DVC clears a stage's outputs right before running it: validation inside the train
+    stage came too late. The validate stage runs first, so nothing is cleared."""
+    repo = copy_repo(tmp_path / "repo")
+    idx_dir = make_idx_dir(tmp_path / "idx", n=48, test=32)
+    write_params(repo, {**TINY, "train.epochs": 1, "dataset": f"idx:{idx_dir}"})
+    _run(["git", "commit", "-qam", "tiny params"], repo)
+    dvc(repo, "repro")
+    before = _outputs(repo)
+    assert "data/train/generator.pt" in before and "metrics/train.json" in before
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    good = (repo / "params.yaml").read_text()
+    for edit, command, message in (
+            (("loss: bce", "loss: BCE"), ["repro"], "loss: unknown value 'BCE'"),
+            (("  ema: 0.995", "  ema: 1.5"), ["repro"], "train.ema: must be between 0 and 1"),
+            (("  batch_size: 16", "  batch_size: 0"), ["repro"], "train.batch_size: must be >= 1"),
+            (None, ["exp", "run", "-S", "loss=BCE"], "loss: unknown value 'BCE'"),
+            (None, ["exp", "run", "-S", "+train.epoch=3"], "train.epoch: unknown key")):
+        if edit:
+            assert edit[0] in good
+            (repo / "params.yaml").write_text(good.replace(*edit))
+        proc = subprocess.run([sys.executable, "-m", "dvc", *command], cwd=repo, env=env,
+                              capture_output=True, text=True)
+        assert proc.returncode != 0 and message in proc.stdout + proc.stderr, proc.stderr
+        assert "Running stage 'train'" not in proc.stdout
+        assert _outputs(repo) == before, f"{command} {edit}: outputs changed"
+        (repo / "params.yaml").write_text(good)
 
 
 @pytest.mark.slow

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from dcgan.data.download import download
-from dcgan.data.prepare import preprocess, scale
+from dcgan.data.preprocess import preprocess, scale
 from dcgan.data.prepared import load_meta, load_split
 from dcgan.data.sources import parse_dataset
 from dcgan.errors import UserError

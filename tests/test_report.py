@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from dcgan.history import History
+from dcgan.training.history import History
 from dcgan.images import save_grid
 from dcgan.report import curves, progress_gif, real_vs_fake, summary
 
@@ -46,7 +46,8 @@ def test_summary_lists_every_row():
                                         "generator": row, "floor": row, "noise": row,
                                         "best": {**row, "epoch": 3, "rule": "on 2000 samples"}},
                    best_samples=20)
-    for name in ("| noise |", "| generator |", "| best |", "| floor |",
+    for name in ("| noise |", "| generator (what the run samples from) |", "| best checkpoint |",
+                 "| real-data floor |",
                  "Scored on 10 generated and 10 real samples",
                  "epoch 3, the lowest classifier-space Fréchet distance on 20 samples"):
         assert name in text

@@ -1,4 +1,4 @@
-"""The sample command: a grid, 1,000 PNGs, a latent walk, from a file or an MLflow URI."""
+"""`dcgan sample`: a grid, 1,000 PNGs, a latent walk, from a file or an MLflow URI."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +17,8 @@ from dcgan import checkpoint
 from dcgan.classifier import DomainClassifier
 from dcgan.errors import UserError
 from dcgan.models import Generator
-from dcgan.sampling import load_generator, main, slerp
+from dcgan.cli import main as dcgan
+from dcgan.generate import load_generator, slerp
 from conftest import REPO, TINY, make_prepared, write_params
 
 KWARGS = dict(nz=16, ngf=8, nc=1, image_size=28)
@@ -43,22 +45,22 @@ def _pixels(path):
 
 def test_a_thousand_pngs_from_a_generator_file(tmp_path, generator_file):
     out = tmp_path / "images"
-    main([str(generator_file), "--format", "folder", "-n", "1000", "--seed", "3",
+    dcgan(["sample", str(generator_file), "--format", "folder", "-n", "1000", "--seed", "3",
           "--out", str(out), "--device", "cpu"])
     files = sorted(out.iterdir())
     assert [f.name for f in files[:2]] == ["000000.png", "000001.png"] and len(files) == 1000
     first, last = _pixels(files[0]), _pixels(files[-1])
     assert first.shape == (28, 28) and not np.array_equal(first, last)
     again = tmp_path / "again"
-    main([str(generator_file), "--format", "folder", "-n", "3", "--seed", "3", "--out",
+    dcgan(["sample", str(generator_file), "--format", "folder", "-n", "3", "--seed", "3", "--out",
           str(again), "--device", "cpu"])
     assert np.array_equal(_pixels(again / "000000.png"), first)  # seeded
 
 
 def test_grid_and_interpolation(tmp_path, generator_file):
-    main([str(generator_file), "-n", "16", "--out", str(tmp_path / "g.png"), "--device", "cpu"])
+    dcgan(["sample", str(generator_file), "-n", "16", "--out", str(tmp_path / "g.png"), "--device", "cpu"])
     assert _pixels(tmp_path / "g.png").shape == (4 * 30 + 2, 4 * 30 + 2)  # 4x4, 2 px padding
-    main([str(generator_file), "--format", "interp", "-n", "8", "--out", str(tmp_path / "w.png"),
+    dcgan(["sample", str(generator_file), "--format", "interp", "-n", "8", "--out", str(tmp_path / "w.png"),
           "--device", "cpu"])
     strip = _pixels(tmp_path / "w.png")
     assert strip.shape == (32, 8 * 30 + 2)
@@ -99,7 +101,8 @@ def test_an_unknown_mlflow_uri_is_one_line(tmp_path, mlflow_store):
 
 
 def test_command_line_error_is_one_line(tmp_path):
-    proc = subprocess.run([sys.executable, str(REPO / "stages/sample.py"), str(tmp_path / "no.pt")],
+    command = Path(sys.executable).parent / "dcgan"  # the installed console script
+    proc = subprocess.run([str(command), "sample", str(tmp_path / "no.pt")],
                           capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
@@ -110,7 +113,7 @@ def test_command_line_error_is_one_line(tmp_path):
 @pytest.mark.slow
 def test_a_thousand_pngs_from_the_logged_mlflow_model(tmp_path):
     """The train stage logs the generator the run samples from; its runs:/ URI samples what
-    generator_ema.pt samples (the EMA is on by default; generator.pt is G's own weights)."""
+    generator.pt samples (the EMA of G, on by default; generator_no_ema.pt is G's own)."""
     prepared = make_prepared(tmp_path / "data", n=32)
     params = write_params(tmp_path, {**TINY, "train.epochs": 1})
     subprocess.run([sys.executable, str(REPO / "stages/train.py"), "--params", str(params),
@@ -120,8 +123,8 @@ def test_a_thousand_pngs_from_the_logged_mlflow_model(tmp_path):
                    env=dict(os.environ, OMP_NUM_THREADS="1"))
     run_id = json.loads((tmp_path / "out/mlflow_run.json").read_text())["run_id"]
     for source, out in ((f"runs:/{run_id}/generator", "uri"),
-                        (tmp_path / "out/generator_ema.pt", "file")):
-        main([str(source), "--format", "folder", "-n", "1000", "--out", str(tmp_path / out),
+                        (tmp_path / "out/generator.pt", "file")):
+        dcgan(["sample", str(source), "--format", "folder", "-n", "1000", "--out", str(tmp_path / out),
               "--device", "cpu"])
     uri, file = sorted((tmp_path / "uri").iterdir()), sorted((tmp_path / "file").iterdir())
     assert len(uri) == len(file) == 1000

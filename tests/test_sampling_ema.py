@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import types
-
 import pytest
 import torch
 
 from dcgan import checkpoint
 from dcgan.config import ConfigError, load_params
 from dcgan.models import Discriminator, Generator
-from dcgan.training import Trainer, standard
+from dcgan.training import Session
 from dcgan.training.ema import EmaGenerator
-from dcgan.training.sampling import prepare, standing
+from dcgan.training.standing import prepare, standing
 from conftest import REPO, TINY, make_prepared
 
 
@@ -50,26 +48,27 @@ def test_standing_statistics_match_training_mode_and_leave_g_alone():
         prepare(g, "x", 16, 64, 0)
 
 
-def _ema_run(tmp_path, prepared, epochs, hooks_decay=0.9, start=2):
-    trainer = Trainer(_params(**{"train.epochs": epochs, "train.ema": hooks_decay,
+def _ema_run(tmp_path, prepared, epochs, decay=0.9, start=2):
+    session = Session(_params(**{"train.epochs": epochs, "train.ema": decay,
                                  "train.ema_start": start}), prepared, tmp_path)
-    hook = EmaGenerator(hooks_decay, start)
-    trainer.run(standard(hook))
-    return trainer, hook
+    session.run()
+    return session, session.trainer.ema
 
 
 def test_ema_resumes_exactly_and_is_what_the_run_samples(tmp_path, prepared):
-    straight, hook = _ema_run(tmp_path / "a", prepared, 2)
+    straight, ema = _ema_run(tmp_path / "a", prepared, 2)
     _ema_run(tmp_path / "b", prepared, 1)
-    resumed, hook_b = _ema_run(tmp_path / "b", prepared, 2)
-    a, b = hook.ema.module.state_dict(), hook_b.ema.module.state_dict()
-    assert all(torch.equal(a[k], b[k]) for k in a) and hook_b.steps == 2 * straight.iters
-    assert straight.sample_from is hook.ema.module
-    g = straight.G.state_dict()
+    resumed, ema_b = _ema_run(tmp_path / "b", prepared, 2)
+    a, b = ema.module.state_dict(), ema_b.module.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a) and ema_b.steps == 2 * straight.trainer.iters
+    assert straight.trainer.sample_from is ema.module
+    g = straight.trainer.G.state_dict()
     assert not torch.equal(a["main.0.weight"], g["main.0.weight"])  # averaged, not a copy
     straight.write_outputs(tmp_path / "out")
-    saved = checkpoint.load_model(tmp_path / "out/generator_ema.pt", Generator)
-    assert torch.equal(saved.main[0].weight, hook.ema.module.main[0].weight)
+    saved = checkpoint.load_model(tmp_path / "out/generator.pt", Generator)
+    assert torch.equal(saved.main[0].weight, ema.module.main[0].weight)
+    raw = checkpoint.load_model(tmp_path / "out/generator_no_ema.pt", Generator)
+    assert torch.equal(raw.main[0].weight, straight.trainer.G.main[0].weight)
 
 
 @pytest.mark.parametrize("start", [0, 3])
@@ -77,23 +76,20 @@ def test_ema_warms_up_then_decays_at_its_rate(start):
     """By hand: a copy of G at step max(start, 1), then d = min(decay, t / (t + 3)) at the
     t-th averaged step, so a short run's average follows G instead of its first weights."""
     G, weights = torch.nn.Linear(3, 2), [torch.randn(2, 3) for _ in range(40)]
-    trainer = types.SimpleNamespace(G=G)
-    hook = EmaGenerator(0.9, start)
-    hook.before_run(trainer)
+    ema = EmaGenerator(G, 0.9, start)
     expected = None
     for step, w in enumerate(weights, 1):
         G.weight.data.copy_(w)
-        hook.after_step(trainer)
+        ema.update(G)
         t = step - max(start, 1)
         d = min(0.9, t / (t + 3))
         expected = w if t <= 0 else d * expected + (1 - d) * w
-    torch.testing.assert_close(hook.ema.module.weight, expected)
-    assert trainer.sample_from is hook.ema.module
+    torch.testing.assert_close(ema.module.weight, expected)
     assert _decays(0.995, [2, 300, 598, 2000]) == [0.25, 299 / 302, 0.995, 0.995]
 
 
 def _decays(decay, steps):
-    hook = EmaGenerator(decay, 0)
+    hook = EmaGenerator(torch.nn.Linear(1, 1), decay, 0)
     out = []
     for n in steps:
         hook.steps = n
@@ -102,8 +98,8 @@ def _decays(decay, steps):
 
 
 def test_ema_copies_g_until_its_start_step(tmp_path, prepared):
-    trainer, hook = _ema_run(tmp_path, prepared, 1, start=100)
-    a, g = hook.ema.module.state_dict(), trainer.G.state_dict()
+    session, ema = _ema_run(tmp_path, prepared, 1, start=100)
+    a, g = ema.module.state_dict(), session.trainer.G.state_dict()
     assert all(torch.equal(a[k], g[k]) for k in g if k.endswith("weight"))
 
 
@@ -118,9 +114,9 @@ def test_spectral_norm_discriminator_is_one_lipschitz_per_layer_and_trains(tmp_p
     for conv in convs:
         sigma = torch.linalg.matrix_norm(conv.weight.flatten(1), ord=2)
         assert abs(sigma.item() - 1) < 0.05
-    trainer = Trainer(_params(**{"model.d_norm": "spectral", "train.epochs": 1}), prepared, tmp_path)
-    trainer.run()
-    assert torch.isfinite(torch.tensor(trainer.metrics()["d_loss"]))
+    session = Session(_params(**{"model.d_norm": "spectral", "train.epochs": 1}), prepared, tmp_path)
+    session.run()
+    assert torch.isfinite(torch.tensor(session.metrics()["d_loss"]))
 
 
 def test_ema_decay_outside_zero_one_is_one_line():

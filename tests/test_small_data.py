@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from dcgan.data.download import download
-from dcgan.data.prepare import preprocess
+from dcgan.data.preprocess import preprocess
 from dcgan.data.sources import parse_dataset
 from conftest import REPO, TINY, make_image_folder, write_params
 
@@ -90,20 +90,25 @@ def _flat_folder(root, n=40):
     (9, {"loss": "wgan-gp"}, (1, 1, 5)),       # 5 critic steps of 1 image each
 ])
 def test_a_set_smaller_than_a_g_steps_batches_trains_smaller_batches(n, extra, plan):
-    from dcgan.batches import plan_batches
+    from dcgan.training.batches import plan_batches
     from dcgan.config import load_params
 
+    from dcgan.losses import get
+
     params = load_params(REPO / "params.yaml", {"train.batch_size": 32, **extra})
-    assert tuple(plan_batches(params, n, 1)) == plan
+    assert tuple(plan_batches(get(params.loss), params.train, n, 1)) == plan
 
 
 def test_fewer_images_than_d_steps_is_one_line():
-    from dcgan.batches import plan_batches
+    from dcgan.training.batches import plan_batches
     from dcgan.config import load_params
     from dcgan.errors import UserError
 
+    from dcgan.losses import get
+
+    params = load_params(REPO / "params.yaml", {"loss": "wgan-gp"})
     with pytest.raises(UserError, match="train.d_steps 5 is more than the 4 training images"):
-        plan_batches(load_params(REPO / "params.yaml", {"loss": "wgan-gp"}), 4, 1)
+        plan_batches(get("wgan-gp"), params.train, 4, 1)
 
 
 @pytest.mark.slow  # six stage processes

@@ -95,9 +95,9 @@ def test_unreachable_server_gives_up_within_seconds(tmp_path, monkeypatch):
         monkeypatch.delenv(name, raising=False)
     uri = f"http://127.0.0.1:{_closed_port()}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    logger = MlflowLogger(tmp_path, load_params(REPO / "params.yaml", TINY), {"dataset": "x"})
+    logger = MlflowLogger(load_params(REPO / "params.yaml", TINY), {"dataset": "x"})
     began = time.monotonic()
-    logger.start()
+    logger.start(tmp_path / "mlflow_run.json")
     logger.log_epoch(1, {"g_loss": 1.0}, None)
     elapsed = time.monotonic() - began
     assert elapsed < 10, f"gave up after {elapsed:.1f} s"
@@ -271,8 +271,8 @@ def test_existing_experiment_gets_the_training_kind_unless_it_has_one(tmp_path, 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     for name in ("dcgan", "mine"):
         monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", name)
-        logger = MlflowLogger(tmp_path / name, params, {"dataset": "idx:x"})
-        logger.start()
+        logger = MlflowLogger(params, {"dataset": "idx:x"})
+        logger.start(tmp_path / name / "mlflow_run.json")
         logger.end()
         assert logger.problem() is None
     assert client.get_experiment(plain).tags["mlflow.experimentKind"] == "custom_model_development"

@@ -1,4 +1,4 @@
-"""Training: a short CPU run, every loss variant, divergence, and kill-and-resume equality."""
+"""Training a run: a short CPU run, every loss variant, its folder, resume, kill-and-resume equality."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from dcgan import checkpoint
 from dcgan.config import load_params
 from dcgan.data.prepared import load_meta
 from dcgan.models import Generator
-from dcgan.training import Trainer, TrainingDiverged, run_id
+from dcgan.training import Session, TrainingDiverged, run_id
 from conftest import (REPO, TINY, kill_after_first_checkpoint, make_prepared, stage_cmd,
                       write_params)
 
@@ -31,12 +31,17 @@ def _params(**extra):
 
 
 def test_two_epoch_run_writes_everything(tmp_path, prepared):
-    trainer = Trainer(_params(), prepared, tmp_path / "work")
-    assert trainer.run() is False
-    metrics = trainer.write_outputs(tmp_path / "out")
+    session = Session(_params(), prepared, tmp_path / "work")
+    assert session.resumed is False
+    session.run()
+    metrics = session.write_outputs(tmp_path / "out")
     out = tmp_path / "out"
-    assert trainer.iters == 64 // 16 // 2  # 2 D steps (one batch each) per G step: bce's default
+    assert session.trainer.iters == 64 // 16 // 2  # 2 D steps (one batch each) per G step: bce's
     assert metrics["epochs"] == 2 and metrics["iterations"] == 4 and metrics["images_per_second"] > 0
+    assert metrics["batch_size"] == 16 and metrics["d_steps"] == 2 and metrics["ema"] is True
+    # generator.pt is what the run samples from (the EMA by default), the raw G beside it
+    ema, raw = (checkpoint.load(out / f)["state_dict"] for f in ("generator.pt", "generator_no_ema.pt"))
+    assert any(not torch.equal(ema[k], raw[k]) for k in ema)
     assert sorted(p.name for p in (out / "grids").iterdir()) == ["epoch_001.png", "epoch_002.png"]
     rows = list(csv.DictReader((out / "plots/loss_iterations.csv").open()))
     assert len(rows) == 4 and rows[-1]["epoch"] == "2"
@@ -52,9 +57,9 @@ def test_two_epoch_run_writes_everything(tmp_path, prepared):
     ("wgan-gp", {"train.d_steps": 4}, 4),
 ])
 def test_every_loss_trains_an_epoch(tmp_path, prepared, loss, extra, d_steps):
-    trainer = Trainer(_params(loss=loss, **{"train.epochs": 1, **extra}), prepared, tmp_path)
-    trainer.run()
-    m = trainer.metrics()
+    session = Session(_params(loss=loss, **{"train.epochs": 1, **extra}), prepared, tmp_path)
+    session.run()
+    m = session.metrics()
     assert m["iterations"] == 4 // d_steps  # 4 batches an epoch, one per D step
     assert all(torch.isfinite(torch.tensor([m["d_loss"], m["g_loss"]])))
 
@@ -62,15 +67,16 @@ def test_every_loss_trains_an_epoch(tmp_path, prepared, loss, extra, d_steps):
 def test_same_seed_same_weights_other_seed_differs(tmp_path, prepared):
     runs = []
     for i, seed in enumerate((3, 3, 4)):
-        trainer = Trainer(_params(seed=seed, **{"train.epochs": 1}), prepared, tmp_path / str(i))
-        trainer.run()
-        runs.append(trainer.G.state_dict())
+        session = Session(_params(seed=seed, **{"train.epochs": 1}), prepared, tmp_path / str(i))
+        session.run()
+        runs.append(session.trainer.G.state_dict())
     same = all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
     assert same and not all(torch.equal(runs[0][k], runs[2][k]) for k in runs[0])
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, prepared, monkeypatch):
-    trainer = Trainer(_params(), prepared, tmp_path / "work")
+    session = Session(_params(), prepared, tmp_path / "work")
+    trainer = session.trainer
     real_g_loss, calls = trainer.steps.g_step, {"n": 0}
 
     def poisoned(fake):  # epoch 2's second G step returns NaN
@@ -79,9 +85,12 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, prepared
         return loss * float("nan") if calls["n"] == trainer.iters + 2 else loss
 
     monkeypatch.setattr(trainer.steps, "g_step", poisoned)
-    with pytest.raises(TrainingDiverged, match="non-finite loss at epoch 2, iteration 2"):
-        trainer.run()
-    assert checkpoint.load(trainer.workdir / "last.pt")["epoch"] == 1
+    last = session.folder.last
+    with pytest.raises(TrainingDiverged, match=rf"training diverged at epoch 2, iteration 2: "
+                       rf"non-finite statistics \(d_loss .*g_loss nan.*\); the last good "
+                       rf"checkpoint, {last} \(epoch 1\), is kept; lower train.lr_g"):
+        session.run()
+    assert checkpoint.load(last)["epoch"] == 1 and calls["n"] == trainer.iters + 2  # at once
     assert not (tmp_path / "out").exists()
 
 
@@ -113,47 +122,51 @@ def test_compiled_training_follows_eager(tmp_path, prepared):
     critic, the eager critic of the penalty (no double backward when compiled) and G's step."""
     extra = {"loss": "wgan-gp", "train.d_steps": 2, "train.epochs": 1}
     runs = {}
-    for mode in (None, "default"):
-        trainer = Trainer(_params(**extra, **{"train.compile": mode}), prepared, tmp_path / str(mode))
-        init = torch.cat([p.detach().flatten().clone() for p in trainer.G.parameters()])
-        trainer.run()
-        runs[mode] = torch.cat([p.detach().flatten() for p in trainer.G.parameters()]) - init
-    assert runs[None].norm() > 0
-    assert torch.nn.functional.cosine_similarity(runs[None], runs["default"], dim=0) > 0.99
+    for mode in ("eager", "default"):
+        session = Session(_params(**extra, **{"train.compile": mode}), prepared, tmp_path / mode)
+        G = session.trainer.G
+        init = torch.cat([p.detach().flatten().clone() for p in G.parameters()])
+        session.run()
+        runs[mode] = torch.cat([p.detach().flatten() for p in G.parameters()]) - init
+    assert runs["eager"].norm() > 0
+    assert torch.nn.functional.cosine_similarity(runs["eager"], runs["default"], dim=0) > 0.99
 
 
-def _weights(trainer):
-    return [t.clone() for t in (*trainer.G.state_dict().values(), *trainer.D.state_dict().values())]
+def _weights(session):
+    t = session.trainer
+    return [x.clone() for x in (*t.G.state_dict().values(), *t.D.state_dict().values())]
 
 
 def test_truncated_last_falls_back_to_prev_and_ends_bit_identical(tmp_path, prepared, capsys):
-    straight = Trainer(_params(**{"train.epochs": 3}), prepared, tmp_path / "a")
+    straight = Session(_params(**{"train.epochs": 3}), prepared, tmp_path / "a")
     straight.run()
-    trainer = Trainer(_params(), prepared, tmp_path / "b")
-    trainer.run()
-    last = trainer.workdir / "last.pt"
-    assert checkpoint.load(trainer.workdir / "prev.pt")["epoch"] == 1
+    session = Session(_params(), prepared, tmp_path / "b")
+    session.run()
+    last = session.folder.last
+    assert checkpoint.load(session.folder.prev)["epoch"] == 1
     last.write_bytes(last.read_bytes()[:1000])  # a copy cut short
     capsys.readouterr()
-    resumed = Trainer(_params(**{"train.epochs": 3}), prepared, tmp_path / "b")
-    assert resumed.run() is True
+    resumed = Session(_params(**{"train.epochs": 3}), prepared, tmp_path / "b")
+    assert resumed.resumed is True
+    resumed.run()
     out = capsys.readouterr().out
     assert f"{last} is unreadable" in out and "resuming from prev.pt (epoch 1)" in out
-    assert (trainer.workdir / "last.pt.unreadable").is_file()  # kept, not deleted
+    assert (session.folder.path / "last.pt.unreadable").is_file()  # kept, not deleted
     assert all(torch.equal(a, b) for a, b in zip(_weights(straight), _weights(resumed)))
 
 
 @pytest.mark.parametrize("garbage", [b"", b"torn", b"hello world"])  # EOF, Index, KeyError
 def test_no_readable_checkpoint_trains_afresh_with_one_line(tmp_path, prepared, capsys, garbage):
-    trainer = Trainer(_params(), prepared, tmp_path)
-    trainer.run()
-    for name in ("last.pt", "prev.pt"):
-        (trainer.workdir / name).write_bytes(garbage)
+    session = Session(_params(), prepared, tmp_path)
+    session.run()
+    for path in (session.folder.last, session.folder.prev):
+        path.write_bytes(garbage)
     capsys.readouterr()
-    again = Trainer(_params(), prepared, tmp_path)
-    assert again.run() is False and again.epoch == 2
-    assert "cannot be read either" in capsys.readouterr().out
-    assert checkpoint.load(again.workdir / "last.pt")["epoch"] == 2
+    again = Session(_params(), prepared, tmp_path)
+    assert again.resumed is False
+    again.run()
+    assert again.trainer.epoch == 2 and "cannot be read either" in capsys.readouterr().out
+    assert checkpoint.load(again.folder.last)["epoch"] == 2
 
 
 def test_full_disk_is_one_line_naming_the_folder_and_the_size(tmp_path, prepared, monkeypatch):
@@ -170,25 +183,25 @@ def test_full_disk_is_one_line_naming_the_folder_and_the_size(tmp_path, prepared
         return real(self, data)
 
     monkeypatch.setattr(pathlib.Path, "write_bytes", full)
-    trainer = Trainer(_params(), prepared, tmp_path)
+    session = Session(_params(), prepared, tmp_path)
     with pytest.raises(DiskFull) as err:
-        trainer.run()
-    message = str(err.value)
-    assert f"no space left on the device of {trainer.workdir} for last.pt.new (needs " in message
+        session.run()
+    message, folder = str(err.value), session.folder.path
+    assert f"no space left on the device of {folder} for last.pt.new (needs " in message
     assert " free): free some space there and rerun" in message and "\n" not in message
-    assert [p.name for p in trainer.workdir.iterdir() if p.name.startswith(".")] == []
+    assert [p.name for p in folder.iterdir() if p.name.startswith(".")] == []
 
 
 def test_leftover_temp_files_are_removed_on_start(tmp_path, prepared):
     from dcgan import atomic
 
-    trainer = Trainer(_params(**{"train.epochs": 1}), prepared, tmp_path / "work")
-    (trainer.workdir / "grids").mkdir(parents=True)
-    stale = [trainer.workdir / ".last.pt.new.abc123.tmp", trainer.workdir / "last.pt.new",
-             trainer.workdir / "grids" / ".epoch_001.png.x1y2.tmp"]
+    folder = Session(_params(**{"train.epochs": 1}), prepared, tmp_path / "work").folder.path
+    (folder / "grids").mkdir(parents=True)
+    stale = [folder / ".last.pt.new.abc123.tmp", folder / "last.pt.new",
+             folder / "grids" / ".epoch_001.png.x1y2.tmp"]
     for path in stale:
         path.write_bytes(b"half")
-    trainer.run()
+    Session(_params(**{"train.epochs": 1}), prepared, tmp_path / "work").run()
     assert not any(p.exists() for p in stale)
     out = tmp_path / "out"
     (tmp_path / ".out.k3j4.tmp").mkdir()
@@ -200,43 +213,45 @@ def test_leftover_temp_files_are_removed_on_start(tmp_path, prepared):
 
 
 def test_a_second_trainer_on_the_folder_is_stopped_with_one_line(tmp_path, monkeypatch):
+    from dcgan import lock
     from dcgan.errors import UserError
-    from dcgan.training import workdir
 
-    with workdir.locked(tmp_path / "work") as holder:
+    with lock.locked(tmp_path / "work") as holder:
         assert holder
-        monkeypatch.delenv(workdir.LOCK_ENV)  # as seen from another process
+        monkeypatch.delenv(lock.LOCK_ENV)  # as seen from another process
         with pytest.raises(UserError, match=rf"another training process \(pid {os.getpid()} on .+\)"
                            rf" is using {tmp_path / 'work'}: wait for it"):
-            with workdir.locked(tmp_path / "work"):
+            with lock.locked(tmp_path / "work"):
                 pass
-    with workdir.locked(tmp_path / "work") as holder:  # released: free again
+    with lock.locked(tmp_path / "work") as holder:  # released: free again
         assert holder
 
 
 def test_shorter_rerun_keeps_the_longer_run_whole(tmp_path, prepared, capsys):
-    longer = Trainer(_params(), prepared, tmp_path / "work")
+    longer = Session(_params(), prepared, tmp_path / "work")
     longer.run()
-    folder = longer.workdir
-    shorter = Trainer(_params(**{"train.epochs": 1}), prepared, tmp_path / "work")
+    folder = longer.folder.path
+    shorter = Session(_params(**{"train.epochs": 1}), prepared, tmp_path / "work")
     shorter.run()
-    assert shorter.workdir == folder / "epochs-1" and "holds a longer run (epoch 2), kept" in capsys.readouterr().out
+    assert shorter.folder.path == folder / "epochs-1"
+    assert "holds a longer run (epoch 2), kept" in capsys.readouterr().out
     assert checkpoint.load(folder / "last.pt")["epoch"] == 2  # the longer run's, untouched
     shorter.write_outputs(tmp_path / "out")
     assert sorted(p.name for p in (tmp_path / "out/grids").iterdir()) == ["epoch_001.png"]
-    extended = Trainer(_params(**{"train.epochs": 3}), prepared, tmp_path / "work")
-    assert extended.run() is True and extended.workdir == folder  # goes on from epoch 2
-    once = Trainer(_params(**{"train.epochs": 3}), prepared, tmp_path / "straight")
+    extended = Session(_params(**{"train.epochs": 3}), prepared, tmp_path / "work")
+    assert extended.resumed is True and extended.folder.path == folder  # on from epoch 2
+    extended.run()
+    once = Session(_params(**{"train.epochs": 3}), prepared, tmp_path / "straight")
     once.run()
     assert all(torch.equal(a, b) for a, b in zip(_weights(extended), _weights(once)))
 
 
 def test_outputs_hold_only_the_grids_of_the_epochs_trained(tmp_path, prepared):
-    trainer = Trainer(_params(**{"train.epochs": 1}), prepared, tmp_path / "work")
-    (trainer.workdir / "grids").mkdir(parents=True)
-    (trainer.workdir / "grids/epoch_002.png").write_bytes(b"a longer run's frame")
-    trainer.run()
-    trainer.write_outputs(tmp_path / "out")
+    session = Session(_params(**{"train.epochs": 1}), prepared, tmp_path / "work")
+    (session.folder.path / "grids").mkdir(parents=True)
+    (session.folder.path / "grids/epoch_002.png").write_bytes(b"a longer run's frame")
+    session.run()
+    session.write_outputs(tmp_path / "out")
     assert sorted(p.name for p in (tmp_path / "out/grids").iterdir()) == ["epoch_001.png"]
 
 
@@ -271,8 +286,8 @@ def test_what_evaluation_needs_is_checked_before_training(tmp_path, prepared, mo
 
 @pytest.mark.slow  # a second process holds the lock
 def test_a_trainer_started_beside_a_running_one_exits_with_one_line(tmp_path, prepared):
-    hold = ("import sys, time\nfrom dcgan.training import workdir\n"
-            "with workdir.locked(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(120)\n")
+    hold = ("import sys, time\nfrom dcgan import lock\n"
+            "with lock.locked(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(120)\n")
     holder = subprocess.Popen([sys.executable, "-c", hold, str(tmp_path / "work")],
                               stdout=subprocess.PIPE, text=True)
     try:
@@ -292,9 +307,8 @@ def test_a_trainer_started_beside_a_running_one_exits_with_one_line(tmp_path, pr
 def test_resume_hint_names_the_checkpoint_resume_would_use(tmp_path, prepared):
     """The launcher's error line points at the file a rerun resumes from: in the shorter
     run's ``epochs-<N>/`` beside a longer run, and ``prev.pt`` when ``last.pt`` is broken."""
-    import runpy
+    from dcgan.training.stage import resume_hint
 
-    resume_hint = runpy.run_path(str(REPO / "stages/train.py"))["resume_hint"]
     params = _params(**{"train.epochs": 1})
     args = argparse.Namespace(workdir=str(tmp_path / "work"), data=str(prepared))
     assert "No epoch had finished" in resume_hint(params, args)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -13,6 +14,7 @@ from conftest import REPO, TINY, make_idx_dir, write_params
 from test_pipeline import _run, copy_repo, dvc
 
 WRITEUPS = load_writeups(REPO / "configs/seeds.yaml")
+DCGAN = str(Path(sys.executable).parent / "dcgan")  # the installed console script
 
 
 def test_every_param_is_set_and_dvc_parses_it_back(tmp_path):
@@ -49,7 +51,7 @@ def test_writeup_runs_its_own_params_after_another_experiment(tmp_path, mlflow_s
     dvc(repo, "exp", "run", "-S", "train.batch_size=8")  # leaves batch_size 8 in params.yaml
     assert yaml.safe_load((repo / "params.yaml").read_text())["train"]["batch_size"] == 8
 
-    out = _run([sys.executable, "stages/writeup.py", "S002", "-S", f"dataset=idx:{idx}"], repo)
+    out = _run([DCGAN, "writeup", "S002", "-S", f"dataset=idx:{idx}"], repo)
     assert "  train.batch_size=16\n" in out and "  train.d_batches=separate  (write-up)\n" in out
     assert f"  dataset=idx:{idx}  (yours)\n" in out and "Running stage 'train'" in out
     ran = yaml.safe_load((repo / "params.yaml").read_text())
@@ -62,6 +64,6 @@ def test_writeup_runs_its_own_params_after_another_experiment(tmp_path, mlflow_s
     assert [r.data.params["train.batch_size"] for r in runs] == ["16", "8"]
     assert runs[0].data.params["train.d_batches"] == "separate"
 
-    out = _run([sys.executable, "stages/writeup.py", "S004", "-S", f"dataset=idx:{idx}"], repo)
+    out = _run([DCGAN, "writeup", "S004", "-S", f"dataset=idx:{idx}"], repo)
     assert "queueing 3 experiment(s): dvc exp run --queue" in out
     assert dvc(repo, "queue", "status").count("Queued") == 3

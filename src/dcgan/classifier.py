@@ -1,17 +1,32 @@
 """The domain classifier: a small CNN trained on the real data, whose features and class
 probabilities make IS/FID-style scores meaningful on 28x28 grayscale, where InceptionV3
 (trained on 299x299 ImageNet photos) cannot tell generators apart.
+
+:func:`run` is the classifier stage. Unlabelled data (a flat image folder) has no classes to
+learn: the stage then saves the same network untrained, seeded, as a label-free feature
+space, and says so in its details.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
+
+from dcgan import atomic, checkpoint
+from dcgan.config import Params
+from dcgan.data.prepared import check_scorable, heldout_split, hold_out, load_meta, load_split
+from dcgan.device import resolve_device
+
+UNLABELLED = ("the data has no labels: features of the classifier network untrained (seeded "
+              "random weights), a label-free space for Fréchet distance, KID and precision/"
+              "recall; the scores that need classes (Inception-style score, classes covered) "
+              "are skipped")
 
 
 def _block(c_in: int, c_out: int) -> list[nn.Module]:
@@ -106,3 +121,46 @@ def fit(model: DomainClassifier, images: torch.Tensor, labels: torch.Tensor, *, 
             opt.step()
             schedule.step()
     return model.eval()
+
+
+def _untrained(params: Params, meta: dict, out: Path, details: Path) -> None:
+    """The label-free feature space: the classifier's network at its seeded initialisation."""
+    torch.manual_seed(params.seed)
+    kwargs = dict(nc=meta["image_shape"][0], num_classes=1, width=params.classifier.width)
+    checkpoint.save_model(out, DomainClassifier(**kwargs).eval(), kwargs)
+    atomic.write_json(details, {"labelled": False, "note": UNLABELLED,
+                                "train_count": meta["splits"]["train"]["count"]})
+    print(f"classifier: {UNLABELLED} -> {out}")
+
+
+def run(params: Params, data: str | Path, out: str | Path, details: str | Path) -> None:
+    """The stage: train on the train split, score on the held-out one (or 10% of train)."""
+    c, meta = params.classifier, load_meta(data)
+    # Evaluation needs enough real images: say so before training anything on too few
+    # (evaluate's params are read, not depended on: they change nothing this stage writes).
+    check_scorable(meta, params.evaluate.num_samples, params.evaluate.pr_k)
+    if not meta["classes"]:
+        return _untrained(params, meta, Path(out), Path(details))
+    images, labels = load_split(data, "train")
+    heldout, note = heldout_split(data, meta)
+    if heldout is None:  # no test/val split: hold out 10% of train (at least 1), by seed
+        n = len(images)
+        (images, labels), heldout = hold_out(images, labels, params.seed)
+        note = "10% of train (the data has no test or val split)"
+        if n < 10:
+            note = f"1 of {n} train images (10% of so few is none; no test or val split)"
+            print(f"classifier: holding out {note}")
+    torch.manual_seed(params.seed)
+    kwargs = dict(nc=meta["image_shape"][0], num_classes=len(meta["classes"]), width=c.width)
+    epochs = epochs_for(len(images), c.epochs, c.min_steps, c.batch_size)
+    model = fit(DomainClassifier(**kwargs), images, labels, epochs=epochs,
+                batch_size=c.batch_size, lr=c.lr, seed=params.seed,
+                device=resolve_device(params.train.device))
+    acc = accuracy(model, *heldout, resolve_device(params.train.device))
+    checkpoint.save_model(out, model.cpu(), kwargs)
+    # Not a DVC metric: one more column would push `dvc metrics show` past 120 characters,
+    # and the instrument's accuracy stays the same across the experiments it compares.
+    atomic.write_json(details, {"accuracy": round(acc, 5), "heldout": note, "epochs": epochs,
+                                "heldout_count": len(heldout[0]), "train_count": len(images),
+                                "labelled": True})
+    print(f"classifier: {acc:.2%} accuracy on {note} -> {out}")

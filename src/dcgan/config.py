@@ -20,8 +20,10 @@ from dcgan.data.sources import parse_dataset
 from dcgan.errors import UserError
 
 # Kept here (not imported from dcgan.losses/models) so validating params needs no torch, and the
-# data stages do not depend on the loss code. Loss-specific defaults live in dcgan.losses.
+# data stages do not depend on the loss code. Loss-specific defaults live in dcgan.losses;
+# tests/test_config.py keeps these lists in step with it.
 LOSS_NAMES = ("bce", "mse", "hinge", "wgan-gp")
+PENALTY_LOSSES = ("wgan-gp",)  # their gradient penalty needs real and fake in one D update
 ACTIVATIONS = ("relu", "leaky_relu")
 D_NORMS = ("batch", "layer", "none", "spectral")
 G_UPSAMPLES = ("transpose", "resize")
@@ -30,7 +32,7 @@ G_UPSAMPLES = ("transpose", "resize")
 # distributed and speed checks train, so tuning the defaults never changes them.
 PAPER = {"model.extra_layers": 0, "model.g_upsample": "transpose", "model.ndf": 64,
          "train.lr_g": 0.0002, "train.lr_d": 0.0002, "train.beta1": 0.5, "train.beta2": 0.999,
-         "train.d_steps": 1, "train.r1": 0.0, "train.ema": None}
+         "train.d_steps": 1, "train.r1": 0.0, "train.ema": "none"}
 
 
 class ConfigError(UserError):
@@ -61,13 +63,20 @@ def check_image_size(value: int) -> None:
     if value == 28 or (16 <= value <= 256 and value & (value - 1) == 0):
         return
     raise ValueError(f"unsupported value {value!r}; the DCGAN supports {IMAGE_SIZES} "
-                     "(null: 28 for IDX sources, 64 for image folders)")
+                     "(auto: 28 for IDX sources, 64 for image folders)")
 
 
 def _rule(*, choices: tuple = (), minimum: float | None = None,
-          check: Callable[[Any], Any] | None = None) -> Any:
-    """A dataclass field (no default: defaults live in params.yaml) with validation rules."""
-    return field(metadata={"choices": choices, "minimum": minimum, "check": check})
+          check: Callable[[Any], Any] | None = None, unset: str | None = None) -> Any:
+    """A dataclass field (no default: defaults live in params.yaml) with validation rules.
+
+    ``unset`` is the word (``auto``, ``none``, ``all``, ``eager``) that params.yaml writes for
+    "not set: use the rule in the comment"; the typed config holds None for it. A bare YAML
+    null is refused instead, since ``dvc exp run -S`` rewrites every null in the file as an
+    empty value.
+    """
+    return field(metadata={"choices": choices, "minimum": minimum, "check": check,
+                           "unset": unset})
 
 
 @dataclass(frozen=True)
@@ -76,16 +85,16 @@ class DownloadParams:
 
     # Directory or URL base holding the upstream files, for air-gapped machines
     # (the environment variable DCGAN_MIRROR is used when this is null).
-    mirror: Optional[str] = _rule()
+    mirror: Optional[str] = _rule(unset="none")
 
 
 @dataclass(frozen=True)
 class PreprocessParams:
     """``preprocess:`` stage params."""
 
-    image_size: Optional[int] = _rule(check=check_image_size)  # null: 28 IDX, 64 image folders
-    channels: Optional[int] = _rule(choices=(1, 3))  # null: 1 for IDX, 3 for image folders
-    max_images: Optional[int] = _rule(minimum=1)  # null: all; else a seeded subset of train
+    image_size: Optional[int] = _rule(check=check_image_size, unset="auto")  # 28 IDX, 64 folders
+    channels: Optional[int] = _rule(choices=(1, 3), unset="auto")  # 1 for IDX, 3 for folders
+    max_images: Optional[int] = _rule(minimum=1, unset="all")  # else a seeded subset of train
 
 
 @dataclass(frozen=True)
@@ -112,9 +121,9 @@ class TrainParams:
     lr_d: float = _rule(minimum=0.0)
     beta1: float = _rule(minimum=0.0)
     beta2: float = _rule(minimum=0.0)
-    d_steps: Optional[int] = _rule(minimum=1)  # D steps per G step; null: the loss's own
+    d_steps: Optional[int] = _rule(minimum=1, unset="auto")  # D steps per G step; auto: the loss's
     gp_weight: float = _rule(minimum=0.0)  # WGAN-GP's lambda
-    r1: Optional[float] = _rule(minimum=0.0)  # R1 penalty's gamma; null: the loss's own
+    r1: Optional[float] = _rule(minimum=0.0, unset="auto")  # R1 penalty's gamma; auto: the loss's
     r1_every: int = _rule(minimum=1)  # D steps between R1 penalties (lazy regularisation)
     d_batches: str = _rule(choices=("joint", "separate"))  # separate: fake then real D updates
     device: str = _rule(check=check_device)  # auto | cpu | cuda | cuda:N
@@ -125,12 +134,13 @@ class TrainParams:
     nproc: int = _rule(minimum=1)  # training processes on this machine (torchrun + DDP when > 1)
     sync_bn: bool = _rule()  # batch-norm statistics over all processes' samples (CUDA only)
     channels_last: bool = _rule()  # NHWC memory layout for G, D and the batches
-    # torch.compile mode; null: eager (not "off": YAML 1.1 reads an unquoted off as false)
-    compile: Optional[str] = _rule(choices=("default", "reduce-overhead"))
-    ema: Optional[float] = _rule(check=check_decay)  # decay of G's weight average; null: off
+    # torch.compile mode, or eager (not "off": YAML 1.1 reads an unquoted off as false)
+    compile: Optional[str] = _rule(choices=("default", "reduce-overhead"), unset="eager")
+    ema: Optional[float] = _rule(check=check_decay, unset="none")  # decay of G's weight average
     ema_start: int = _rule(minimum=0)  # G steps before the average starts (it copies G until then)
     # DiffAugment of D's inputs (dcgan.augment): null | translation | cutout | translation,cutout
-    augment: Optional[str] = _rule(choices=("translation", "cutout", "translation,cutout"))
+    augment: Optional[str] = _rule(choices=("translation", "cutout", "translation,cutout"),
+                                   unset="none")
     sample_bn: str = _rule(choices=("standing", "running"))  # G's batch-norm statistics when sampling
 
 
@@ -154,8 +164,9 @@ class EvaluateParams:
     is_splits: int = _rule(minimum=1)
     kid_subset_size: int = _rule(minimum=2)
     pr_k: int = _rule(minimum=1)  # k of the k-NN manifolds for precision/recall
-    inception: bool = _rule()  # InceptionV3 IS/FID/KID through torch-fidelity
-    inception_weights: Optional[str] = _rule()  # null: torch-fidelity's cache (downloads once)
+    # InceptionV3 IS/FID/KID through torch-fidelity; auto: when its weights are at hand
+    inception: Optional[bool] = _rule(unset="auto")
+    inception_weights: Optional[str] = _rule(unset="auto")  # auto: torch-fidelity's cache
 
 
 @dataclass(frozen=True)
@@ -176,21 +187,24 @@ class Params:
 _TYPE_WORDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
 
 
-def _coerce(tp: Any, value: Any, key: str) -> Any:
-    """Check ``value`` against the annotation ``tp``; return it (ints widened to float)."""
+def _coerce(tp: Any, value: Any, key: str, unset: str | None = None) -> Any:
+    """Check ``value`` against the annotation ``tp``; return it (ints widened to float, the
+    ``unset`` word as None)."""
     args = typing.get_args(tp)
     if typing.get_origin(tp) in (typing.Union, types.UnionType) and type(None) in args:
         if value is None:
+            raise ConfigError(f"{key}: null is not a value here; write {unset} (what null meant)")
+        if value == unset:
             return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _coerce(inner, value, key)
+        (tp,) = [a for a in args if a is not type(None)]
     if dataclasses.is_dataclass(tp):
         return _build(tp, value, key)
     ok = isinstance(value, tp) and not (tp is not bool and isinstance(value, bool))
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if not ok:
-        raise ConfigError(f"{key}: expected {_TYPE_WORDS[tp]}, got {value!r}")
+        raise ConfigError(f"{key}: expected {_TYPE_WORDS[tp]}"
+                          + (f" or {unset}" if unset else "") + f", got {value!r}")
     return value
 
 
@@ -224,9 +238,16 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
         key = f"{prefix}.{name}" if prefix else name
         if name not in data:
             raise ConfigError(f"{key}: missing; add it to params.yaml")
-        values[name] = _coerce(hints[name], data[name], key)
+        values[name] = _coerce(hints[name], data[name], key, f.metadata.get("unset"))
         _check_rules(f.metadata, values[name], key)
     return cls(**values)
+
+
+def _check_together(params: Params) -> None:
+    """Rules across keys, so that a stage never starts on a combination that cannot run."""
+    if params.train.d_batches == "separate" and params.loss in PENALTY_LOSSES:
+        raise ConfigError(f"train.d_batches: 'separate' cannot be used with loss {params.loss} "
+                          "(its gradient penalty needs real and fake together); use 'joint'")
 
 
 def _set_dotted(data: dict, dotted: str, value: Any) -> None:
@@ -262,13 +283,15 @@ def load_params(path: str | Path = "params.yaml",
         _set_dotted(data, dotted, value)
     try:
         params = _build(Params, data, "")
+        _check_together(params)
     except ConfigError as err:
         raise ConfigError(f"{path.name}: {err}") from None
     return params
 
 
 def flatten(params: Any, prefix: str = "") -> dict[str, Any]:
-    """Flatten a params dataclass to ``{"section.key": value}`` (for trackers and reports)."""
+    """Flatten a params dataclass to ``{"section.key": value}`` as params.yaml writes them
+    (``auto`` and the other unset words, not None), for trackers and reports."""
     out: dict[str, Any] = {}
     for f in dataclasses.fields(params):
         value = getattr(params, f.name)
@@ -276,5 +299,6 @@ def flatten(params: Any, prefix: str = "") -> dict[str, Any]:
         if dataclasses.is_dataclass(value):
             out.update(flatten(value, key + "."))
         else:
-            out[key] = value
+            out[key] = f.metadata["unset"] if value is None and f.metadata.get("unset") else value
     return out
+

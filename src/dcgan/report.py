@@ -1,9 +1,16 @@
-"""Pictures of one training run: loss curves, D outputs, real next to fake, a progress GIF."""
+"""The report stage: loss curves, D outputs, real next to fake, a progress GIF, a summary.
+
+Every picture of generated images comes from ``generator.pt``: what the run samples from
+(the EMA of G's weights when ``train.ema`` is on), as the grids and the headline scores.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
+import json
+import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +22,16 @@ import torch  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 from torchvision.utils import make_grid  # noqa: E402
 
-from dcgan import atomic  # noqa: E402
+from dcgan import atomic, checkpoint  # noqa: E402
+from dcgan.config import Params  # noqa: E402
+from dcgan.data.prepared import load_meta, load_split  # noqa: E402
+from dcgan.models import Generator  # noqa: E402
+from dcgan.scoring import samples_of, take  # noqa: E402
+
+# The summary's rows, in order, with what each one is
+ROW_LABELS = {"noise": "noise", "generator": "generator (what the run samples from)",
+              "no_ema": "G's own weights, without the EMA", "best": "best checkpoint",
+              "floor": "real-data floor"}
 
 
 def _read_csv(path: Path) -> dict[str, list[float]]:
@@ -108,7 +124,7 @@ def summary(title: str, train: dict[str, Any], scores: dict[str, Any],
     """
     lines = [f"# {title}", "", "| training | value |", "|---|---|"]
     lines += [f"| {k} | {_fmt(v)} |" for k, v in train.items()]
-    rows = [r for r in ("noise", "generator", "best", "floor") if r in scores]
+    rows = [r for r in ROW_LABELS if r in scores]
     lines += ["", f"Scored on {scores['samples']} generated and {scores['samples']} real samples; "
               f"reference: {scores['reference']}.", "",
               "| row | IS | FD | KID | precision | recall | classes |", "|---|---|---|---|---|---|---|"]
@@ -116,7 +132,7 @@ def summary(title: str, train: dict[str, Any], scores: dict[str, Any],
         c = scores[row]["classifier"]
         iscore = c.get("inception_score")  # absent without labels (see the notes)
         is_cell = f"{iscore['mean']:.3g} ± {iscore['std']:.2g}" if iscore else "–"
-        lines.append(f"| {row} | {is_cell} | {c['frechet_distance']:.4g} | {c['kid']['mean']:.3g}"
+        lines.append(f"| {ROW_LABELS[row]} | {is_cell} | {c['frechet_distance']:.4g} | {c['kid']['mean']:.3g}"
                      f" | {c['precision']:.3f} | {c['recall']:.3f} | {c.get('classes_covered', '–')} |")
     if scores.get("notes"):
         lines += ["", *(f"Note: {note}." for note in scores["notes"])]
@@ -125,3 +141,30 @@ def summary(title: str, train: dict[str, Any], scores: dict[str, Any],
         lines += ["", f"Best checkpoint: epoch {scores['best']['epoch']}, the lowest "
                   f"classifier-space Fréchet distance{on} among the periodic evaluations."]
     return "\n".join(lines) + "\n"
+
+
+def run(params: Params, data: str, train: str, train_metrics: str, eval_details: str,
+        out: str) -> None:
+    """The stage: every picture and the summary into ``out`` (atomically), then to MLflow."""
+    train_dir = Path(train)
+    title = f"{load_meta(data)['dataset']} · {params.loss} · seed {params.seed}"
+    grids = sorted((train_dir / "grids").glob("epoch_*.png"))
+    generator = checkpoint.load_model(train_dir / "generator.pt", Generator)
+    train_images = load_split(data, "train")[0]
+    real = take(train_images, 64, params.seed)
+    fake = samples_of(generator, len(real), generator.nz, torch.device("cpu"), params.seed)
+    with atomic.output_dir(out) as tmp:
+        curves(train_dir / "plots", tmp, title)
+        frames = progress_gif(grids, tmp / "progress.gif")
+        shutil.copyfile(grids[-1], tmp / "final_grid.png")
+        real_vs_fake(real, fake, tmp / "real_vs_fake.png")
+        details = train_dir / "details.json"  # every training number; metrics/ the headline
+        numbers = json.loads((details if details.is_file() else Path(train_metrics)).read_text())
+        best_samples = min(params.train.eval_samples, len(train_images))  # what was scored
+        text = summary(title, numbers, json.loads(Path(eval_details).read_text()), best_samples)
+        atomic.write_text(tmp / "summary.md", text)
+    from dcgan.tracking import log_folder_to_training_run  # mlflow's helpers: only here
+
+    if problem := log_folder_to_training_run(train_dir, Path(out), "report"):
+        print(f"warning: {problem}", file=sys.stderr)
+    print(f"report: {frames}-frame GIF, curves, real vs generated, summary -> {out}")

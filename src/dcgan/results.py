@@ -2,7 +2,7 @@
 
 `dvc metrics show` prints one table: a row per metrics file and a column per key found in any
 of them. So each file keeps a few short numeric keys, and the evaluation writes one file per
-row (``metrics/eval/generator.json``, ``ema`` when on, ``best``, ``floor``, ``noise``) with the same keys: the
+row (``metrics/eval/generator.json``, ``no_ema`` when the EMA is on, ``best``, ``floor``, ``noise``) with the same keys: the
 rows share their columns and the table reads like the report's. Strings, histograms, counts,
 timings and the Inception numbers go to a details JSON beside the stage's outputs (and to
 MLflow); headline floats keep 4 significant digits, the details full precision.
@@ -15,7 +15,7 @@ from typing import Any
 
 from dcgan import atomic
 
-ROWS = ("generator", "ema", "best", "floor", "noise")  # the evaluation's candidates, report order
+ROWS = ("generator", "no_ema", "best", "floor", "noise")  # the evaluation's candidates, report order
 # column -> where the number sits under a row's "classifier" scores
 SCORES = {"IS": ("inception_score", "mean"), "FD": ("frechet_distance",), "KID": ("kid", "mean"),
           "precision": ("precision",), "recall": ("recall",), "classes": ("classes_covered",)}

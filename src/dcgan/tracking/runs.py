@@ -26,6 +26,7 @@ EXPERIMENT = "dcgan"
 # this value selects the model-training view (runs, metrics, logged models). Key and value as
 # in MLflow's own UI code (ExperimentKind.CUSTOM_MODEL_DEVELOPMENT).
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
+RECORD = "mlflow_run.json"  # in a run folder and the train stage's outputs: which MLflow run
 DVC_TAGS = {"DVC_EXP_NAME": "dvc.exp_name", "DVC_EXP_BASELINE_REV": "dvc.baseline_rev",
             "DVC_STAGE": "dvc.stage"}
 
@@ -52,8 +53,9 @@ class MlflowLogger:
     in a run is never logged again.
     """
 
-    def __init__(self, run_dir: Path, params: Params, meta: dict[str, Any]):
-        self.run_dir, self.params, self.meta = run_dir, params, meta
+    def __init__(self, params: Params, meta: dict[str, Any]):
+        self.params, self.meta = params, meta
+        self.record: Path | None = None  # the run folder's RECORD, given by start()
         self.uri = tracking_uri()
         self.error: Exception | None = None
         self.not_logged: list[str] = []
@@ -73,17 +75,18 @@ class MlflowLogger:
         if what not in self.not_logged:
             self.not_logged.append(what)
 
-    def start(self, run_dir: Path | None = None, epoch: int = 0,
-              history: Sequence[dict[str, float]] = (), grids: dict[int, Path] | None = None) -> None:
+    def start(self, record: Path, epoch: int = 0, history: Sequence[dict[str, float]] = (),
+              grids: dict[int, Path] | None = None) -> None:
         """Open this training's run: the one it resumes, or a new one holding ``history``.
 
         Args:
-            run_dir: The checkpoint folder (holds ``mlflow_run.json``); default: the constructor's.
+            record: The run folder's :data:`RECORD`: which MLflow run it logs to (read, then
+                written).
             epoch: The epoch training resumes after (0: from scratch).
             history: Per-epoch metrics of epochs 1..``epoch`` (``{"epoch": e, name: value}``).
             grids: Epoch -> fixed-noise grid of epochs 1..``epoch``.
         """
-        self.run_dir = Path(run_dir or self.run_dir)
+        self.record = Path(record)
         self._guard("the whole run (params, metrics, grids, model)",
                     lambda: self._start(epoch, history, grids or {}))
         for note in self.notes:
@@ -92,7 +95,7 @@ class MlflowLogger:
     def _start(self, epoch: int, history: Sequence[dict[str, float]], grids: dict[int, Path]) -> None:
         mlflow = import_mlflow()
         mlflow.set_tracking_uri(self.uri)
-        p, saved = self.params, self.run_dir / "mlflow_run.json"
+        p, saved = self.params, self.record
         with store.creation_lock(self.uri):
             exp_id, note = store.open_repaired(self.uri, lambda: self._experiment_id(mlflow))
             _mark_model_training(mlflow, exp_id)
@@ -117,7 +120,7 @@ class MlflowLogger:
         self._backfill(None if same else old, epoch, history, grids)
 
     def _recorded_run(self, mlflow: Any, exp_id: str, saved: Path) -> tuple[Any, Any]:
-        """The run ``mlflow_run.json`` names and the epochs it was started for, if it is usable."""
+        """The run the record names and the epochs it was started for, if it is usable."""
         try:
             record = json.loads(saved.read_text())
         except (OSError, ValueError):
@@ -267,11 +270,13 @@ def _numbers(tree: dict[str, Any], prefix: str = "") -> dict[str, float]:
     return out
 
 
-def _with_training_run(run_file: Path, what: str, fn: Callable[[Any, str], None]) -> str | None:
-    """Call ``fn(client, run_id)`` on the MLflow run the train stage recorded in ``run_file``.
+def _with_training_run(train: Path, what: str, fn: Callable[[Any, str], None]) -> str | None:
+    """Call ``fn(client, run_id)`` on the MLflow run the train stage recorded in its outputs
+    ``train`` (:data:`RECORD`).
 
     Returns None on success, else one line saying what was not logged (never raises).
     """
+    run_file = Path(train) / RECORD
     if not run_file.is_file():
         return f"{run_file} missing: {what} not logged to MLflow"
     saved = json.loads(run_file.read_text())
@@ -283,16 +288,16 @@ def _with_training_run(run_file: Path, what: str, fn: Callable[[Any, str], None]
     return None
 
 
-def log_to_training_run(run_file: Path, results: dict[str, Any], prefix: str = "eval.") -> str | None:
+def log_to_training_run(train: Path, results: dict[str, Any], prefix: str = "eval.") -> str | None:
     """Add nested numeric ``results`` as metrics (``eval.a.b``) to the training run."""
     def log(client: Any, run_id: str) -> None:
         for key, value in _numbers(results, prefix).items():
             client.log_metric(run_id, key, value)
 
-    return _with_training_run(run_file, "evaluation metrics", log)
+    return _with_training_run(train, "evaluation metrics", log)
 
 
-def log_folder_to_training_run(run_file: Path, folder: Path, artifact_path: str) -> str | None:
+def log_folder_to_training_run(train: Path, folder: Path, artifact_path: str) -> str | None:
     """Upload ``folder`` as artifacts under ``artifact_path`` of the training run."""
-    return _with_training_run(run_file, f"{artifact_path} artifacts", lambda client, run_id:
+    return _with_training_run(train, f"{artifact_path} artifacts", lambda client, run_id:
                               client.log_artifacts(run_id, str(folder), artifact_path))

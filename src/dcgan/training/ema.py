@@ -1,29 +1,23 @@
-"""An exponential moving average of G's weights, as a training hook.
+"""An exponential moving average of G's weights: what a run samples from when it is on.
 
 Averaging G's weights over the last few thousand steps smooths out the oscillation of
 adversarial training; the average usually samples better than the last weights (Yazici et
-al. 2019; Karras et al. 2018). It is updated after every G step, saved in checkpoints (so a
-resumed run equals an uninterrupted one), and becomes what the run samples from: the grids,
-the best-generator score and ``generator_ema.pt``. The averaging itself is PyTorch's
+al. 2019; Karras et al. 2018). The trainer updates it after every G step, keeps it in its
+state (so a resumed run equals an uninterrupted one) and samples from it: the grids, the
+best-generator score and ``generator.pt``. The averaging itself is PyTorch's
 ``AveragedModel`` with its EMA function.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
+from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from dcgan import checkpoint
-from dcgan.training.hooks import Hook
 
-if TYPE_CHECKING:
-    from dcgan.training.loop import Trainer
-
-
-class EmaGenerator(Hook):
+class EmaGenerator:
     """``ema = d * ema + (1 - d) * G`` after each G step; a copy of G up to ``start``.
 
     Early weights are not worth remembering, so until G step ``start`` the average restarts
@@ -36,19 +30,15 @@ class EmaGenerator(Hook):
     standing`` recomputes them anyway.
     """
 
-    name = "ema"
-
-    def __init__(self, decay: float, start: int):
+    def __init__(self, generator: nn.Module, decay: float, start: int):
         self.decay, self.start = decay, start
-        self.ema: AveragedModel | None = None
+        self.ema = AveragedModel(generator, multi_avg_fn=self._average, use_buffers=True)
         self.steps = 0  # G steps seen, on the host: reading n_averaged would sync the GPU
-        self._saved: dict[str, Any] | None = None
 
-    def before_run(self, trainer: Trainer) -> None:
-        self.ema = AveragedModel(trainer.G, multi_avg_fn=self._average, use_buffers=True)
-        if self._saved is not None:  # resuming: the state came before the model existed
-            self.ema.load_state_dict(self._saved["model"])
-        trainer.sample_from = self.ema.module
+    @property
+    def module(self) -> nn.Module:
+        """The averaged generator (a module shaped like G)."""
+        return self.ema.module
 
     def decay_now(self) -> float:
         """The decay of the update after G step ``steps`` (the warm-up above)."""
@@ -60,18 +50,16 @@ class EmaGenerator(Hook):
         get_ema_multi_avg_fn(self.decay_now())(ema, current, n)
 
     @torch.no_grad()
-    def after_step(self, trainer: Trainer) -> None:
+    def update(self, generator: nn.Module) -> None:
+        """Average in ``generator``'s weights after a G step."""
         self.steps += 1
         if self.steps <= self.start:
             self.ema.n_averaged.zero_()  # AveragedModel copies G on its first update
-        self.ema.update_parameters(trainer.G)
+        self.ema.update_parameters(generator)
 
     def state_dict(self) -> dict[str, Any]:
         return {"model": self.ema.state_dict(), "steps": self.steps}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._saved, self.steps = state, state["steps"]
-
-    def write_outputs(self, trainer: Trainer, folder: Path) -> None:
-        checkpoint.save_model(folder / "generator_ema.pt", trainer.sampler(self.ema.module),
-                              trainer.nets.g_kwargs)
+        self.ema.load_state_dict(state["model"])
+        self.steps = state["steps"]

@@ -1,10 +1,11 @@
 """What happens on rank 0 after each epoch, as hooks: the loop calls them and names none.
 
-A hook overrides what it needs of :class:`Hook`. Stateful hooks (the best generator so far,
-an EMA of G's weights) return their state from ``state_dict`` so that checkpoints hold it
-and a resumed run goes on exactly; hooks that add files to the stage's output folder do so
-in ``write_outputs``. Order matters: what changes a checkpoint's content runs before
-:class:`Checkpoint`, and loggers run last (they see every metric the others added).
+A hook overrides what it needs of :class:`Hook`. Stateful hooks (the best generator so far)
+return their state from ``state_dict`` so that checkpoints hold it and a resumed run goes on
+exactly; hooks that add files to the stage's output folder do so in ``write_outputs``. Order
+matters: what changes a checkpoint's content runs before :class:`Checkpoint`, and loggers run
+last (they see every metric the others added). Hooks see the run through :class:`Run`, the
+few things of the trainer they may use.
 """
 
 from __future__ import annotations
@@ -12,26 +13,47 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable, Protocol
 
 import torch
 
 from dcgan import atomic, checkpoint
 from dcgan.images import save_grid
-from dcgan.training import state, workdir
-
-if TYPE_CHECKING:
-    from dcgan.training.loop import Trainer
+from dcgan.training import workdir
+from dcgan.training.history import History
+from dcgan.training.workdir import RunFolder
 
 Scorer = Callable[[torch.nn.Module], float]  # G -> score, lower is better (e.g. an FD)
 
 
+class Run(Protocol):
+    """What a hook sees of the training run (:class:`dcgan.training.loop.Trainer` is one)."""
+
+    epoch: int  # epochs finished
+    epochs: int  # epochs asked for
+    fixed_noise: torch.Tensor
+    history: History
+
+    def sampler(self) -> torch.nn.Module: ...  # a copy of what the run samples from, eval mode
+
+    def generate(self, z: torch.Tensor) -> torch.Tensor: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    @property
+    def g_kwargs(self) -> dict[str, Any]: ...  # what rebuilds G from a file
+
+
 @dataclass
 class EpochEnd:
-    """One finished epoch as the hooks see it; hooks may add metrics and images."""
+    """One finished epoch as the hooks see it; hooks may add metrics and images.
+
+    ``metrics`` is the history's row of the epoch (``epoch``, the means of d_loss, g_loss, ...,
+    throughput): what a hook adds there is kept in checkpoints with the rest of the history.
+    """
 
     epoch: int
-    metrics: dict[str, float]  # the epoch's means (d_loss, g_loss, ...) and throughput
+    metrics: dict[str, float]
     seconds: float
     images: dict[str, Path] = field(default_factory=dict)  # name -> PNG (for loggers)
 
@@ -41,13 +63,10 @@ class Hook:
 
     name = ""
 
-    def before_run(self, trainer: Trainer) -> None:
-        """Called on rank 0 once the run is set up: resumed (``trainer.epoch`` > 0) or fresh."""
+    def before_run(self, run: Run) -> None:
+        """Called on rank 0 once the run is set up: resumed (``run.epoch`` > 0) or fresh."""
 
-    def after_step(self, trainer: Trainer) -> None:
-        """Called after every G step, on rank 0 only (keep it free of host syncs)."""
-
-    def after_epoch(self, trainer: Trainer, end: EpochEnd) -> None:
+    def after_epoch(self, run: Run, end: EpochEnd) -> None:
         """Called after each epoch, on rank 0 only."""
 
     def state_dict(self) -> dict[str, Any] | None:
@@ -57,7 +76,7 @@ class Hook:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`'s value on resume."""
 
-    def write_outputs(self, trainer: Trainer, folder: Path) -> None:
+    def write_outputs(self, run: Run, out: Path) -> None:
         """Add this hook's files to the stage's output folder (written atomically as a whole)."""
 
     def metrics(self) -> dict[str, Any]:
@@ -65,29 +84,27 @@ class Hook:
         return {}
 
 
-def grid_path(folder: Path, epoch: int) -> Path:
-    """Where :class:`FixedNoiseGrid` keeps epoch ``epoch``'s grid in a run folder."""
-    return folder / "grids" / f"epoch_{epoch:03d}.png"
-
-
 class FixedNoiseGrid(Hook):
-    """The fixed-noise grid of each epoch, ``<workdir>/grids/epoch_NNN.png``: comparable frames."""
+    """The fixed-noise grid of each epoch, ``<run folder>/grids/epoch_NNN.png``: comparable frames."""
 
-    def after_epoch(self, trainer: Trainer, end: EpochEnd) -> None:
-        path = grid_path(trainer.workdir, end.epoch)
-        save_grid(trainer.generate(trainer.fixed_noise), path)
+    def __init__(self, folder: RunFolder):
+        self.folder = folder
+
+    def after_epoch(self, run: Run, end: EpochEnd) -> None:
+        path = self.folder.grid(end.epoch)
+        save_grid(run.generate(run.fixed_noise), path)
         end.images["fixed_noise_grid"] = path
 
-    def write_outputs(self, trainer: Trainer, folder: Path) -> None:
+    def write_outputs(self, run: Run, out: Path) -> None:
         # Epochs 1..now only: a run folder that was trained further once holds later grids.
-        (folder / "grids").mkdir()
-        for epoch in range(1, trainer.epoch + 1):
-            src = grid_path(trainer.workdir, epoch)
-            shutil.copyfile(src, folder / "grids" / src.name)
+        (out / "grids").mkdir()
+        for epoch in range(1, run.epoch + 1):
+            src = self.folder.grid(epoch)
+            shutil.copyfile(src, out / "grids" / src.name)
 
 
 class BestGenerator(Hook):
-    """Score G every ``every`` epochs and at the end; keep the lowest-scoring weights.
+    """Score what the run samples from every ``every`` epochs and at the end; keep the best.
 
     GAN runs often peak and then collapse, so the last epoch is not always the one to keep.
     The scorer and the words that describe it come from the caller: this hook knows no metric.
@@ -97,23 +114,25 @@ class BestGenerator(Hook):
         metric: The score's name in the epoch metrics (e.g. ``eval_fd``).
         rule: One sentence saying how the best was chosen (written to ``best.json``).
         every: Score every this many epochs (and at the last epoch).
+        folder: The run folder, where ``best.pt`` is kept.
     """
 
     name = "best"
 
-    def __init__(self, scorer: Scorer, metric: str, rule: str, every: int):
+    def __init__(self, scorer: Scorer, metric: str, rule: str, every: int, folder: RunFolder):
         self.scorer, self.metric, self.rule, self.every = scorer, metric, rule, every
+        self.folder = folder
         self.best: dict[str, Any] = {}  # {"epoch", "score"} of the best so far
 
-    def after_epoch(self, trainer: Trainer, end: EpochEnd) -> None:
-        if end.epoch % self.every and end.epoch != trainer.epochs:
+    def after_epoch(self, run: Run, end: EpochEnd) -> None:
+        if end.epoch % self.every and end.epoch != run.epochs:
             return
-        generator = trainer.sampler()  # what the run samples from (the EMA when on)
+        generator = run.sampler()
         score = float(self.scorer(generator))
         end.metrics[self.metric] = score
         if not self.best or score < self.best["score"]:
             self.best = {"epoch": end.epoch, "score": score}
-            checkpoint.save_model(trainer.workdir / "best.pt", generator, trainer.nets.g_kwargs)
+            checkpoint.save_model(self.folder.best, generator, run.g_kwargs)
 
     def state_dict(self) -> dict[str, Any]:
         return dict(self.best)
@@ -121,10 +140,10 @@ class BestGenerator(Hook):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best = dict(state)
 
-    def write_outputs(self, trainer: Trainer, folder: Path) -> None:
+    def write_outputs(self, run: Run, out: Path) -> None:
         if self.best:
-            shutil.copyfile(trainer.workdir / "best.pt", folder / "generator_best.pt")
-            atomic.write_json(folder / "best.json", {**self.best, "rule": self.rule})
+            shutil.copyfile(self.folder.best, out / "generator_best.pt")
+            atomic.write_json(out / "best.json", {**self.best, "rule": self.rule})
 
     def metrics(self) -> dict[str, Any]:
         if not self.best:
@@ -133,13 +152,16 @@ class BestGenerator(Hook):
 
 
 class Checkpoint(Hook):
-    """The full training state to ``<workdir>/last.pt`` after each epoch (atomically), the
-    one before kept as ``prev.pt``."""
+    """The full training state to ``last.pt`` after each epoch (atomically), the one before
+    kept as ``prev.pt``."""
 
-    def after_epoch(self, trainer: Trainer, end: EpochEnd) -> None:
-        workdir.save(trainer.workdir, state.snapshot(trainer))
+    def __init__(self, folder: RunFolder):
+        self.folder = folder
+
+    def after_epoch(self, run: Run, end: EpochEnd) -> None:
+        workdir.save(self.folder, run.state_dict())
 
 
-def standard(*extra: Hook) -> list[Hook]:
-    """The grid, then ``extra`` (scores, EMA, ...), then the checkpoint that saves their state."""
-    return [FixedNoiseGrid(), *extra, Checkpoint()]
+def standard(folder: RunFolder, *extra: Hook) -> list[Hook]:
+    """The grid, then ``extra`` (scores, ...), then the checkpoint that saves their state."""
+    return [FixedNoiseGrid(folder), *extra, Checkpoint(folder)]

@@ -23,20 +23,18 @@ from typing import Any
 COVERED = (  # the modules whose code decides the weights a run produces
     "dcgan.models",
     "dcgan.losses",
-    "dcgan.batches",
     "dcgan.augment",
+    "dcgan.training.batches",
     "dcgan.training.networks",
     "dcgan.training.steps",
-    "dcgan.training.state",
     "dcgan.training.loop",
     "dcgan.training.ema",
 )
 NOT_MATHS = (  # dcgan modules the covered ones import that cannot change a run's weights
     "dcgan.atomic", "dcgan.checkpoint", "dcgan.config", "dcgan.data.prepared",
-    "dcgan.device", "dcgan.distributed", "dcgan.errors", "dcgan.history", "dcgan.images",
-    "dcgan.training.hooks", "dcgan.training.identity", "dcgan.training.outputs",
-    "dcgan.training.sampling",
-    "dcgan.training.workdir",
+    "dcgan.device", "dcgan.distributed", "dcgan.errors", "dcgan.images",
+    "dcgan.training.divergence", "dcgan.training.history", "dcgan.training.hooks",
+    "dcgan.training.identity", "dcgan.training.standing", "dcgan.training.workdir",
 )
 
 

@@ -1,8 +1,8 @@
-"""The epoch loop: one DCGAN, one loss, hooks after each epoch, exact resume.
+"""The epoch loop: one DCGAN, one loss, hooks after each epoch, its whole state in one dict.
 
-The hot loop never waits for the device: per-iteration statistics accumulate in a device
-tensor that is read once per epoch (and a few times for the progress bar). Each epoch's
-shuffled images sit on the device when they fit, so a batch is a slice, not a host copy.
+The hot loop never waits for the device on a GPU: per-iteration statistics accumulate in a
+device tensor read ~10 times an epoch (progress bar, divergence check) and once at its end.
+Each epoch's shuffled images sit on the device when they fit, so a batch is a slice.
 
 Under torchrun (``train.nproc > 1``) every process draws the same permutation and noise from
 the shared seed and takes its slice of each global batch: the data order does not depend on
@@ -12,62 +12,63 @@ the number of processes, and DDP averages the gradients. Hooks run on rank 0 onl
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 from tqdm import tqdm
 
-from dcgan import augment, distributed, losses
-from dcgan.batches import EpochData, plan_batches
+from dcgan import augment, checkpoint, distributed
 from dcgan.config import Params
-from dcgan.data.prepared import load_meta, load_split
 from dcgan.device import resolve_device
 from dcgan.distributed import World
-from dcgan.history import COLUMNS, History
-from dcgan.training import hooks as hook_lib
-from dcgan.training import networks, outputs, sampling, state
-from dcgan.training.identity import run_id
+from dcgan.losses import Loss
+from dcgan.training import divergence, networks, standing
+from dcgan.training.batches import EpochData, plan_batches
+from dcgan.training.ema import EmaGenerator
+from dcgan.training.history import COLUMNS, History
+from dcgan.training.hooks import EpochEnd, Hook
 from dcgan.training.steps import GanSteps
 
 
 class Trainer:
-    """Trains one G/D pair on a prepared data set; :meth:`run` resumes from ``workdir``."""
+    """Trains one G/D pair on ``images`` (float NCHW in [-1, 1]) with one resolved ``loss``.
 
-    def __init__(self, params: Params, prepared: str | Path, workdir: str | Path,
-                 world: World | None = None):
+    It does no file I/O of its own: :meth:`state_dict` / :meth:`load_state_dict` hold every
+    number a resumed run needs, and hooks (:mod:`.hooks`) write grids and checkpoints.
+    """
+
+    def __init__(self, params: Params, images: torch.Tensor, loss: Loss,
+                 world: World | None = None, hooks: Sequence[Hook] = ()):
         t = params.train
-        self.p, self.epochs, self.world = params, t.epochs, world or World()
+        self.p, self.loss, self.epochs, self.world = params, loss, t.epochs, world or World()
+        self.hooks = list(hooks) if self.world.main else []
         # channels_last: the convolution layout oneDNN and cuDNN run fastest (benchmarks/NOTES.md)
         layout = torch.channels_last if t.channels_last else torch.contiguous_format
         self.device = resolve_device(t.device, self.world)
         self.amp = t.precision == "bf16" and self.device.type == "cuda"
-        self.meta = load_meta(prepared)
-        self.workdir = Path(workdir) / run_id(params, self.meta)
-        images, _ = load_split(prepared, "train")
-        self.batch_size, self.iters, self.d_steps = plan_batches(params, len(images),
+        self.batch_size, self.iters, self.d_steps = plan_batches(loss, t, len(images),
                                                                  self.world.size)
         self.data = EpochData(images, self.iters * self.d_steps, self.batch_size, self.world,
                               self.device, layout)
         distributed.init(self.world, self.device)
-        self.nets = networks.build(params, self.meta["image_shape"], self.device, self.world, layout)
-        # One generator for noise, shuffling and the GP's interpolation: its state is the
-        # whole randomness of the loop, so a checkpoint that saves it resumes exactly.
+        self.nets = networks.build(params, loss, list(images.shape[1:]), self.device,
+                                   self.world, layout)
+        # One generator for noise, shuffling and the penalties' draws: its state is the whole
+        # randomness of the loop, so a checkpoint that saves it resumes exactly.
         self.rng = torch.Generator(self.device).manual_seed(params.seed)
         self.fixed_noise = torch.randn(t.grid_images, params.model.nz, generator=self.rng,
                                        device=self.device)
         policy = augment.parse(t.augment)
-        loss = losses.get(params.loss)
         self.steps = GanSteps(self.nets, loss, amp=self.amp, r1=loss.r1_for(t.r1),
                               r1_every=t.r1_every,
                               separate=t.d_batches == "separate", gp_weight=t.gp_weight,
                               penalty_weights=lambda: self.data.uniform(self.rng),
                               augment=policy and (lambda x: augment.augment(
                                   x, policy, lambda k: self.data.uniform(self.rng, k))))
+        # The average of G's weights is what the run samples from (rank 0 samples and saves)
+        self.ema = (EmaGenerator(self.G, t.ema, t.ema_start)
+                    if t.ema is not None and self.world.main else None)
         self.epoch, self.history, self.wall_time = 0, History(), 0.0
-        self.hooks: list[hook_lib.Hook] = []
-        self._step_hooks: list[hook_lib.Hook] = []
-        self.sample_from = self.G  # what grids and scores sample (a hook may swap in an EMA)
 
     @property
     def G(self) -> torch.nn.Module:
@@ -77,6 +78,16 @@ class Trainer:
     def D(self) -> torch.nn.Module:
         return self.nets.D
 
+    @property
+    def g_kwargs(self) -> dict[str, Any]:
+        """The constructor arguments that rebuild G (and its EMA) from a file."""
+        return self.nets.g_kwargs
+
+    @property
+    def sample_from(self) -> torch.nn.Module:
+        """What grids, scores and ``generator.pt`` sample: the EMA of G when on, else G."""
+        return self.ema.module if self.ema is not None else self.G
+
     def train_epoch(self) -> torch.Tensor:
         """Train one epoch; returns per-iteration [d_loss, g_loss, D(x), D(G(z))] on the device."""
         d_steps, nz, steps = self.d_steps, self.p.model.nz, self.steps
@@ -84,7 +95,8 @@ class Trainer:
         stats = torch.zeros(self.iters, len(COLUMNS), device=self.device)
         bar = tqdm(range(self.iters), desc=f"epoch {self.epoch + 1}/{self.epochs}", unit="it",
                    leave=False, mininterval=1.0, disable=not self.world.main)
-        refresh = max(1, self.iters // 10)  # a host sync ~10 times an epoch, for the bar
+        watch = divergence.Watch(self.iters, self.device, self.world, self.nets)
+        refresh = max(1, self.iters // 10)  # the progress bar's numbers: a sync ~10 times an epoch
         first = self.epoch * self.iters * d_steps  # the run's D steps before this epoch
         for it in bar:
             for k in range(d_steps):
@@ -95,16 +107,18 @@ class Trainer:
                 d_loss, dx, dgz = steps.d_step(batch(i), fake, step=first + i)
                 stats[it, [0, 2, 3]] += torch.stack([d_loss, dx, dgz]) / d_steps
             stats[it, 1] = steps.g_step(fake)
-            for hook in self._step_hooks:
-                hook.after_step(self)
+            if self.ema is not None:
+                self.ema.update(self.G)
+            if watch.due(it):  # on CPU every step, on a GPU with the bar's syncs
+                watch.check(stats, it, self.epoch + 1)
             if (it + 1) % refresh == 0 and self.world.main:
                 bar.set_postfix(dict(zip(COLUMNS, [round(v, 3) for v in stats[it].tolist()])))
         return distributed.mean(stats, self.world)
 
     def sampler(self, generator: torch.nn.Module | None = None) -> torch.nn.Module:
-        """A copy of ``generator`` (default: ``sample_from``) ready to sample in eval mode,
-        its batch-norm statistics as ``train.sample_bn`` says (:mod:`.sampling`)."""
-        return sampling.prepare(generator or self.sample_from, self.p.train.sample_bn,
+        """A copy of ``generator`` (default: :attr:`sample_from`) ready to sample in eval mode,
+        its batch-norm statistics as ``train.sample_bn`` says (:mod:`.standing`)."""
+        return standing.prepare(generator or self.sample_from, self.p.train.sample_bn,
                                 self.p.model.nz, self.batch_size, self.p.seed)
 
     @torch.no_grad()
@@ -113,15 +127,9 @@ class Trainer:
         with self.steps.autocast():
             return self.sampler()(z)
 
-    def run(self, hooks: Sequence[hook_lib.Hook] | None = None) -> bool:
-        """Train up to ``train.epochs`` (default hooks: grid, checkpoint); True if it resumed."""
-        self.hooks = list(hook_lib.standard() if hooks is None else hooks)
-        if self.world.main:
-            self.workdir.mkdir(parents=True, exist_ok=True)
-        resumed = state.resume(self)
-        self._step_hooks = [h for h in self.hooks if self.world.main
-                            and type(h).after_step is not hook_lib.Hook.after_step]
-        for hook in self.hooks if self.world.main else ():
+    def run(self) -> None:
+        """Train from :attr:`epoch` up to ``train.epochs``, calling the hooks after each epoch."""
+        for hook in self.hooks:
             hook.before_run(self)
         while self.epoch < self.epochs:
             start = time.perf_counter()
@@ -129,26 +137,46 @@ class Trainer:
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
             self._end_epoch(stats, time.perf_counter() - start)
-        return resumed
 
     def _end_epoch(self, stats: torch.Tensor, seconds: float) -> None:
         rows = stats.cpu()  # the one full sync of the epoch
-        state.check_finite(rows, self.epoch + 1, self.workdir / "last.pt")
+        divergence.check_rows(rows, self.epoch + 1)
+        divergence.check_weights(self.nets, self.epoch + 1)
         self.epoch += 1
         self.wall_time += seconds
         images = self.iters * self.d_steps * self.batch_size
-        means = self.history.add_epoch(self.epoch, rows, images / seconds)
-        if not self.world.main:
-            return  # the others go on to the next epoch's first all-reduce and wait there
-        end = hook_lib.EpochEnd(self.epoch, means, seconds)
-        for hook in self.hooks:
+        end = EpochEnd(self.epoch, self.history.add_epoch(self.epoch, rows, images / seconds),
+                       seconds)
+        for hook in self.hooks:  # what they add to end.metrics is in the history's epoch row
             hook.after_epoch(self, end)
 
-    def write_outputs(self, out: str | Path) -> dict[str, Any]:
-        """Write weights, the hooks' files and loss CSVs into ``out`` (atomically); return metrics."""
-        return outputs.write(self, Path(out))
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a resumed run needs to equal an uninterrupted one: both networks and
+        optimisers, every RNG, the fixed noise, the history, the EMA and the hooks' state.
+        Tensors, numbers and containers only, so it loads with ``weights_only=True``."""
+        nets = self.nets
+        return {"G": nets.G.state_dict(), "D": nets.D.state_dict(),
+                "opt_g": nets.opt_g.state_dict(), "opt_d": nets.opt_d.state_dict(),
+                "rng": self.rng.get_state(), "global_rng": checkpoint.rng_state(),
+                "fixed_noise": self.fixed_noise, "epoch": self.epoch,
+                "history": self.history.state_dict(), "wall_time": self.wall_time,
+                "ema": self.ema.state_dict() if self.ema is not None else None,
+                "hooks": {h.name: h.state_dict() for h in self.hooks if h.name},
+                "world_size": self.world.size}
 
-    def metrics(self) -> dict[str, Any]:
-        """Final-epoch means, wall time, throughput and the hooks' numbers (metrics/train.json)."""
-        return outputs.metrics(self)
-
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Go back to where :meth:`state_dict` was taken."""
+        nets = self.nets
+        for module, key in ((nets.G, "G"), (nets.D, "D"), (nets.opt_g, "opt_g"),
+                            (nets.opt_d, "opt_d")):
+            module.load_state_dict(state[key])
+        self.rng.set_state(state["rng"].cpu())
+        checkpoint.set_rng_state(state["global_rng"])
+        self.fixed_noise = state["fixed_noise"].to(self.device)
+        self.epoch, self.wall_time = state["epoch"], state["wall_time"]
+        self.history = History.from_state(state["history"])
+        if self.ema is not None and state.get("ema") is not None:
+            self.ema.load_state_dict(state["ema"])
+        for hook in self.hooks:
+            if hook.name in state.get("hooks", {}):
+                hook.load_state_dict(state["hooks"][hook.name])

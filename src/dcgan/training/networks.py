@@ -13,9 +13,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from dcgan import distributed, losses
+from dcgan import distributed
 from dcgan.config import Params
 from dcgan.distributed import World
+from dcgan.losses import Loss
 from dcgan.models import Discriminator, Generator
 
 
@@ -47,16 +48,17 @@ class Networks:
     d_kwargs: dict[str, Any]
 
 
-def build(params: Params, shape: list[int], device: torch.device, world: World,
+def build(params: Params, loss: Loss, shape: list[int], device: torch.device, world: World,
           layout: torch.memory_format) -> Networks:
-    """G and D for images of ``shape`` (C, H, W), initialised from ``params.seed``."""
+    """G and D for images of ``shape`` (C, H, W), initialised from ``params.seed``; D's
+    normalisation as ``loss`` needs it when ``model.d_norm`` is auto."""
     p, m, t = params, params.model, params.train
     torch.manual_seed(p.seed)  # weight init draws from the global RNG
     g_kwargs = dict(nz=m.nz, ngf=m.ngf, nc=shape[0], image_size=shape[1],
                     activation=m.g_activation, extra_layers=m.extra_layers,
                     upsample=m.g_upsample)
     d_kwargs = dict(nc=shape[0], ndf=m.ndf, image_size=shape[1],
-                    activation=m.d_activation, norm=losses.get(p.loss).norm_for(m.d_norm),
+                    activation=m.d_activation, norm=loss.norm_for(m.d_norm),
                     extra_layers=m.extra_layers)
     G = Generator(**g_kwargs).to(device, memory_format=layout)
     D = Discriminator(**d_kwargs).to(device, memory_format=layout)

@@ -1,50 +1,93 @@
-"""A run's checkpoint folder on disk: two checkpoints, leftovers of killed writers, one trainer.
+"""A run's folder on disk: where everything lives, two checkpoints, leftovers of killed writers.
 
-``last.pt`` is the newest full state and ``prev.pt`` the one before it, so a ``last.pt``
-that cannot be read (a truncated copy, a bad sector) costs one epoch, not the run. The
-folder of run folders (``--workdir``) is locked while a trainer uses it: a second one (an
-orphan of a killed ``dvc``, plus a rerun) stops with one line instead of writing the same
-files.
+:class:`RunFolder` names every path of a run once. ``last.pt`` is the newest full state and
+``prev.pt`` the one before it, so a ``last.pt`` that cannot be read (a truncated copy, a bad
+sector) costs one epoch, not the run.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import pickle
 import shutil
-import socket
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from filelock import FileLock, Timeout
-
-from dcgan import atomic, checkpoint
-from dcgan.errors import UserError, one_line
+from dcgan import checkpoint
+from dcgan.errors import one_line
+from dcgan.tracking.runs import RECORD
 
 LAST, PREV = "last.pt", "prev.pt"
-LOCK_ENV = "DCGAN_TRAIN_LOCK"  # set while held: the processes a launcher starts share its lock
 # What reading a damaged checkpoint raises: a truncated zip (RuntimeError, BadZipFile),
 # an empty or foreign file (EOFError, UnpicklingError), a missing key (KeyError).
 _UNREADABLE = (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile,
                KeyError, ValueError, TypeError)
 
 
-def save(folder: Path, state: dict[str, Any]) -> None:
+@dataclass(frozen=True)
+class RunFolder:
+    """One run's folder: ``<root>/<run id>``, or ``<root>/<run id>/epochs-<N>`` when the run
+    asks for fewer epochs than the run already there went (that one stays whole).
+
+    Attributes:
+        path: The folder.
+        last, prev: The newest checkpoint and the one before it.
+        best: The best generator so far (``BestGenerator``).
+        mlflow_record: Which MLflow run this training logs to (``dcgan.tracking``).
+    """
+
+    path: Path
+
+    @property
+    def last(self) -> Path:
+        return self.path / LAST
+
+    @property
+    def prev(self) -> Path:
+        return self.path / PREV
+
+    @property
+    def best(self) -> Path:
+        return self.path / "best.pt"
+
+    @property
+    def mlflow_record(self) -> Path:
+        return self.path / RECORD
+
+    @property
+    def beside_longer(self) -> bool:
+        """Whether this is the folder of a run shorter than the one around it."""
+        return self.path.name.startswith("epochs-")
+
+    def grid(self, epoch: int) -> Path:
+        """The fixed-noise grid of ``epoch``."""
+        return self.path / "grids" / f"epoch_{epoch:03d}.png"
+
+    @classmethod
+    def place(cls, base: Path, saved_epoch: int | None, epochs: int) -> "RunFolder":
+        """Where a run of ``epochs`` trains, given the epoch of ``base``'s checkpoint: in
+        ``base`` itself, or in ``base/epochs-<N>`` when that checkpoint went further."""
+        if saved_epoch is not None and saved_epoch > epochs:
+            return cls(base / f"epochs-{epochs}")
+        return cls(base)
+
+
+def save(folder: RunFolder, state: dict[str, Any]) -> None:
     """Write ``state`` as ``last.pt``, the previous ``last.pt`` becoming ``prev.pt``.
 
     The new file is complete on disk before either name moves, so a kill at any point
     leaves at least one whole checkpoint; the old ``prev.pt`` goes first, so the disk holds
     at most two checkpoints at a time, as with one checkpoint and its temp copy.
     """
-    last, new = folder / LAST, folder / f"{LAST}.new"
+    last, new = folder.last, folder.path / f"{LAST}.new"
     if last.is_file():
-        (folder / PREV).unlink(missing_ok=True)
+        folder.prev.unlink(missing_ok=True)
     checkpoint.save(new, state)
     if last.is_file():
-        os.replace(last, folder / PREV)
+        os.replace(last, folder.prev)
     os.replace(new, last)
 
 
@@ -105,44 +148,3 @@ def remove_leftovers(folder: Path) -> None:
         if sub.is_dir():
             for leftover in sub.glob(".*.tmp"):
                 shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink(missing_ok=True)
-
-
-def _owner(path: Path) -> str:
-    with contextlib.suppress(OSError, ValueError):
-        who = json.loads(path.read_text())
-        return f" (pid {who['pid']} on {who['host']})"
-    return ""
-
-
-@contextlib.contextmanager
-def locked(root: str | Path, main: bool = True) -> Iterator[bool]:
-    """Hold ``.<root name>.lock`` (beside ``root``) while training; yields True in the
-    process that took it.
-
-    Processes started under it (``LOCK_ENV`` names the root) and ranks other than 0 share
-    the holder's lock. The lock is the kernel's (flock): a killed holder releases it.
-
-    Raises:
-        UserError: another trainer holds it.
-    """
-    root = Path(root).resolve()
-    if not main or os.environ.get(LOCK_ENV) == str(root):
-        yield False
-        return
-    root.mkdir(parents=True, exist_ok=True)
-    # Beside the folder, not in it: the folder holds run folders only.
-    lock = FileLock(root.with_name(f".{root.name}.lock"), timeout=0)
-    owner = root.with_name(f".{root.name}.lock.owner")
-    try:
-        lock.acquire()
-    except Timeout:
-        raise UserError(f"another training process{_owner(owner)} is using {root}: wait for it "
-                        "to finish or stop it, then rerun") from None
-    atomic.write_json(owner, {"pid": os.getpid(), "host": socket.gethostname()})
-    os.environ[LOCK_ENV] = str(root)
-    try:
-        yield True
-    finally:
-        os.environ.pop(LOCK_ENV, None)
-        owner.unlink(missing_ok=True)
-        lock.release()

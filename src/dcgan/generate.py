@@ -1,9 +1,10 @@
 """Images from a trained generator: a grid, a folder of PNGs, or a walk through latent space.
 
-The generator comes from a checkpoint (``data/train/generator.pt``) or from MLflow
-(``runs:/<run id>/generator``, ``models:/<model id>``); mlflow is imported only for a URI.
-``load_generator`` is the one place a generator is made ready for sampling (eval mode); the
-writers take the module as it is. ``stages/sample.py`` and ``dcgan-sample`` run :func:`main`.
+The generator comes from a checkpoint (``data/train/generator.pt``: what the run samples
+from, the EMA of G's weights when ``train.ema`` is on) or from MLflow (``runs:/<run id>/generator``,
+``models:/<model id>``); mlflow is imported only for a URI. ``load_generator`` is the one place
+a generator is made ready for sampling (eval mode); the writers take the module as it is.
+``dcgan sample`` runs :func:`run`.
 """
 
 from __future__ import annotations
@@ -22,15 +23,13 @@ from tqdm import tqdm
 
 from dcgan import atomic, checkpoint
 from dcgan.device import resolve_device
-from dcgan.errors import UserError, run_stage
-from dcgan.evaluate import sample
+from dcgan.errors import UserError
+from dcgan.scoring import samples_of
 from dcgan.images import save_grid
 from dcgan.models import Generator
 
 URI_SCHEMES = ("runs:/", "models:/")
-CHUNK = 5000  # images per sample() call when writing a folder: memory stays bounded
-DEFAULT_OUT = {"grid": "reports/samples/grid.png", "folder": "reports/samples/images",
-               "interp": "reports/samples/interp.png"}
+CHUNK = 5000  # images per samples_of() call when writing a folder: memory stays bounded
 
 
 class _Exported(nn.Module):
@@ -97,7 +96,7 @@ def batches(generator: nn.Module, n: int, seed: int, device: torch.device,
     Chunk ``k`` draws its noise from seed ``seed + k * 2**32``, so no two seeds share images.
     """
     for k, start in enumerate(range(0, n, CHUNK)):
-        yield sample(generator, min(CHUNK, n - start), generator.nz, device, seed + k * 2**32,
+        yield samples_of(generator, min(CHUNK, n - start), generator.nz, device, seed + k * 2**32,
                      batch_size)
 
 
@@ -152,25 +151,13 @@ def write_interpolation(generator: nn.Module, n: int, seed: int, out: Path,
     return gif
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Images from a trained DCGAN generator.")
-    parser.add_argument("generator", nargs="?", default="data/train/generator.pt",
-                        help="checkpoint file, or an MLflow URI: runs:/<run id>/generator, "
-                             "models:/<model id> (default: %(default)s)")
-    parser.add_argument("--format", choices=list(DEFAULT_OUT), default="grid",
-                        help="grid: one PNG; folder: one PNG per image; interp: a latent walk "
-                             "(strip PNG + GIF)")
-    parser.add_argument("-n", type=int, default=64, help="images (interp: steps); default 64")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", help="output path (default: reports/samples/grid.png, "
-                                      "reports/samples/images/ or reports/samples/interp.png)")
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    args = parser.parse_args(argv)
+def run(args: argparse.Namespace) -> None:
+    """``dcgan sample``: write what ``args`` asks for (see :mod:`dcgan.cli`)."""
     if args.n < 1 or (args.format == "interp" and args.n < 2):
         raise UserError(f"-n {args.n}: need at least {2 if args.format == 'interp' else 1}")
     device = resolve_device(args.device)
     generator = load_generator(args.generator)
-    out = Path(args.out or DEFAULT_OUT[args.format])
+    out = Path(args.out)
     if args.format == "grid":
         write_grid(generator, args.n, args.seed, out, device)
     elif args.format == "folder":
@@ -178,8 +165,3 @@ def main(argv: list[str] | None = None) -> None:
     else:
         out = f"{out} and {write_interpolation(generator, args.n, args.seed, out, device)}"
     print(f"sample: {args.n} image(s) from {args.generator} (seed {args.seed}) -> {out}")
-
-
-def cli() -> None:
-    """The ``dcgan-sample`` console script: :func:`main` with one-line errors."""
-    run_stage(main)

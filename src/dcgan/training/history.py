@@ -22,12 +22,12 @@ class History:
         self.epochs: list[dict[str, float]] = []
 
     def add_epoch(self, epoch: int, rows: torch.Tensor, images_per_second: float) -> dict[str, float]:
-        """Append an epoch's per-iteration rows; return its means (plus throughput)."""
+        """Append an epoch's per-iteration rows; return its row of :attr:`epochs` (``epoch``,
+        the means, throughput), to which callers may add the epoch's other numbers."""
         self.rows = torch.cat([self.rows, rows.float().cpu()])
         means = {k: float(v) for k, v in zip(COLUMNS, rows.mean(dim=0).tolist())}
-        means["images_per_second"] = float(images_per_second)
-        self.epochs.append({"epoch": epoch, **means})
-        return means
+        self.epochs.append({"epoch": epoch, **means, "images_per_second": float(images_per_second)})
+        return self.epochs[-1]
 
     def images_per_second(self) -> float:
         """Mean throughput over epochs (the first epoch's warm-up included)."""

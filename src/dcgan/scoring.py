@@ -32,7 +32,7 @@ class Settings:
 
 
 @torch.no_grad()
-def sample(generator: torch.nn.Module, n: int, nz: int, device: torch.device, seed: int,
+def samples_of(generator: torch.nn.Module, n: int, nz: int, device: torch.device, seed: int,
            batch_size: int = 500) -> torch.Tensor:
     """``n`` images from ``generator`` (eval mode) for seeded noise, on the CPU in [-1, 1]."""
     generator.to(device).eval()
@@ -112,7 +112,7 @@ def fd_scorer(model: DomainClassifier, reference: torch.Tensor, nz: int, device:
     ref = outputs(model, reference, device, batch_size).features
 
     def score(generator: torch.nn.Module) -> float:
-        fake = sample(generator, len(reference), nz, device, seed, batch_size)
+        fake = samples_of(generator, len(reference), nz, device, seed, batch_size)
         return metrics.frechet_distance_features(outputs(model, fake, device, batch_size).features, ref)
 
     return score

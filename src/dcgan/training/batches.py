@@ -11,10 +11,10 @@ from typing import Callable, NamedTuple
 
 import torch
 
-from dcgan import losses
-from dcgan.config import Params
+from dcgan.config import TrainParams
 from dcgan.distributed import World
 from dcgan.errors import UserError
+from dcgan.losses import Loss
 
 
 class Plan(NamedTuple):
@@ -25,15 +25,11 @@ class Plan(NamedTuple):
     d_steps: int
 
 
-def plan_batches(params: Params, n: int, processes: int) -> Plan:
+def plan_batches(loss: Loss, train: TrainParams, n: int, processes: int) -> Plan:
     """The epoch plan for ``n`` images split over ``processes``; one line if it cannot work."""
-    loss = losses.get(params.loss)
-    if params.train.d_batches == "separate" and loss.gradient_penalty:
-        raise UserError(f"train.d_batches: 'separate' cannot be used with loss {params.loss} "
-                        "(its gradient penalty needs real and fake together); use 'joint'")
-    d_steps = loss.steps_per_g(params.train.d_steps)
+    d_steps = loss.steps_per_g(train.d_steps)
     # A data set smaller than a G step's batches: smaller batches, one G step an epoch
-    batch = min(params.train.batch_size, n // d_steps)
+    batch = min(train.batch_size, n // d_steps)
     if batch == 0:
         raise UserError(f"train.d_steps {d_steps} is more than the {n} training images; "
                         "lower it")
