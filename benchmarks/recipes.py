@@ -4,8 +4,10 @@ A recipe is a set of params overrides (``RECIPES``). Each (data set, recipe, los
 trains one DCGAN for ``--steps`` G steps at ``--batch`` on one half of an IDX sample and is
 scored in the domain classifier's space against the other half, which no G and no
 classifier ever trains on: Inception-style score, Fréchet distance, KID, precision, recall,
-classes covered and the class balance (largest deviation of a class's share from an even
-one). The "floor" row scores the training half itself. The run samples from what the
+classes covered, the class balance (largest deviation of a class's share from an even
+one) and the share of near-copies of training images (``dcgan.memorisation``, in pixels).
+The "floor" row scores the training half itself (its copies column: the real scoring
+half's own near-copy rate, the reference for the others). The run samples from what the
 pipeline's own outputs sample from (the EMA when the recipe turns it on, batch norm per
 ``train.sample_bn``). Needs torch only; prints a table, writes
 ``benchmarks/results/recipes-<device>-<date>.json``.
@@ -13,12 +15,14 @@ pipeline's own outputs sample from (the EMA when the recipe turns it on, batch n
     python benchmarks/recipes.py                                    # every recipe, bce, mnist-5k
     python benchmarks/recipes.py --recipes baseline,default --losses bce,mse,hinge,wgan-gp
     python benchmarks/recipes.py --tiny                             # the CI smoke run
+    python benchmarks/recipes.py --data fashion-900 --jsonl rows.jsonl   # a row per line as it ends
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import math
 import sys
 import tempfile
@@ -27,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from benchlib import REPO, Session, Trainer, device_name, slug
+from benchlib import REPO, Trainer, device_name, slug
 from dcgan import atomic, losses
 from dcgan.classifier import DomainClassifier, epochs_for, fit
 from dcgan.config import PAPER, load_params, parse_overrides
@@ -38,6 +42,7 @@ from dcgan.data.sources import parse_dataset
 from dcgan.device import resolve_device
 from dcgan.scoring import Settings, classifier_scores, samples_of
 from dcgan.images import save_grid
+from dcgan.memorisation import CopyCheck, Space
 
 SHARED = REPO.parent / "shared" / "data"
 DATASETS = {"mnist-5k": SHARED / "mnist-5k", "fashion-900": SHARED / "fashion-mnist-sample"}
@@ -56,6 +61,7 @@ ROUND3 = {**ROUND2, **BETAS0, **RESIZE, **EMA_99, "model.extra_layers": 4, "mode
 WIDE_D = {"model.ndf": 64}
 RECIPES = {  # name -> params overrides on top of params.yaml
     "default": {},  # params.yaml as it is
+    "paper": PAPER,  # the DCGAN paper's recipe (what the write-ups ran)
     # round 1: the pytorch/examples recipe and what it lacks for 2,000 steps
     "baseline": {**PAPER, "train.sample_bn": "running"},
     "standing": {**PAPER, "train.sample_bn": "standing"},
@@ -143,6 +149,16 @@ def halves(source: Path, tmp: Path, classifier_overrides: dict, device: torch.de
     return tmp / "train", images[train], images[score], clf.to(device)
 
 
+def copy_check(data, device) -> CopyCheck:
+    """Near-copies of the training half, against the scoring half's own rate."""
+    _, train, score_half, clf = data
+    from dcgan.classifier import outputs
+
+    spaces = [Space("pixels", lambda x: x),
+              Space("features", lambda x: outputs(clf, x, device).features)]
+    return CopyCheck(train, score_half, spaces)
+
+
 def scores(clf, candidate: torch.Tensor, reference: torch.Tensor, device) -> dict:
     """The table's numbers for ``candidate`` images against ``reference`` images."""
     s = classifier_scores(clf, candidate, reference, device,
@@ -157,19 +173,20 @@ def scores(clf, candidate: torch.Tensor, reference: torch.Tensor, device) -> dic
 
 
 def train_one(prepared: Path, workdir: Path, overrides: dict, steps: int, batch: int) -> Trainer:
-    """Train for at least ``steps`` G steps (whole epochs) under ``overrides``."""
+    """Train for at least ``steps`` G steps (whole epochs) under ``overrides``: the training
+    loop alone, with no checkpoints or grids to write (``workdir`` is unused)."""
     probe = load_params(REPO / "params.yaml", {**overrides, "train.batch_size": batch})
     n = load_meta(prepared)["splits"]["train"]["count"]
     d_steps = losses.get(probe.loss).steps_per_g(probe.train.d_steps)
     epochs = max(1, math.ceil(steps / ((n // batch) // d_steps)))
     params = load_params(REPO / "params.yaml", {**overrides, "train.batch_size": batch,
                                                 "train.epochs": epochs, "train.eval_every": 0})
-    session = Session(params, prepared, workdir)
-    session.run()
-    return session.trainer
+    trainer = Trainer(params, load_split(prepared, "train")[0], losses.get(params.loss))
+    trainer.run()
+    return trainer
 
 
-def run_row(data, name: str, overrides: dict, args, device, tmp: Path) -> dict:
+def run_row(data, check: CopyCheck, name: str, overrides: dict, args, device, tmp: Path) -> dict:
     """Train and score one (recipe, loss, seed) on one data set."""
     prepared, _, score_half, clf = data
     start = time.perf_counter()
@@ -180,12 +197,14 @@ def run_row(data, name: str, overrides: dict, args, device, tmp: Path) -> dict:
     if args.grids:
         seed = overrides["seed"]
         save_grid(fake[:100], Path(args.grids) / f"{name}-{overrides['loss']}-{seed}.png")
+    copies, _ = check.score(fake)
     return {"G_steps": trainer.iters * trainer.epoch, "epochs": trainer.epoch,
-            "wall_s": round(wall, 1), **scores(clf, fake, score_half, device)}
+            "wall_s": round(wall, 1), **scores(clf, fake, score_half, device),
+            "copies": copies["pixels"]["share"], "copies_features": copies["features"]["share"]}
 
 
 COLUMNS = ("data", "recipe", "loss", "seed", "G_steps", "IS", "FD", "KID", "precision",
-           "recall", "classes", "balance", "wall_s")
+           "recall", "classes", "balance", "copies", "wall_s")
 
 
 def table(rows: list[dict]) -> str:
@@ -195,6 +214,12 @@ def table(rows: list[dict]) -> str:
     lines = [" | ".join(COLUMNS), " | ".join("---" for _ in COLUMNS)]
     lines += [" | ".join(cell(r.get(c, "-")) for c in COLUMNS) for r in rows]
     return "\n".join(lines)
+
+
+def _append(path: str | None, row: dict) -> None:
+    if path:
+        with open(path, "a") as f:
+            f.write(json.dumps(row) + "\n")
 
 
 def main() -> None:
@@ -211,6 +236,7 @@ def main() -> None:
     parser.add_argument("--tiny", action="store_true", help="a tiny model and budget (CI smoke)")
     parser.add_argument("--grids", metavar="DIR", help="save 100 samples of each row as a PNG")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
+    parser.add_argument("--jsonl", help="also append each row to this file as it ends")
     args = parser.parse_args()
     common = {**(TINY if args.tiny else {}), **parse_overrides(args.set)}
     device = resolve_device("auto")
@@ -220,15 +246,20 @@ def main() -> None:
             work = Path(tmp) / data_name
             work.mkdir()
             data = halves(DATASETS[data_name], work, common, device)
+            check = copy_check(data, device)
             rows.append({"data": data_name, "recipe": "floor (real train half)", "loss": "-",
-                         "seed": "-", **scores(data[3], data[1], data[2], device)})
+                         "seed": "-", **scores(data[3], data[1], data[2], device),
+                         "copies": check.reference()["pixels"]["share"],
+                         "copies_features": check.reference()["features"]["share"]})
+            _append(args.jsonl, rows[-1])
             for name in args.recipes.split(","):
                 for loss in args.losses.split(","):
                     for seed in map(int, args.seeds.split(",")):
                         overrides = {**RECIPES[name], **common, "loss": loss, "seed": seed}
                         row = {"data": data_name, "recipe": name, "loss": loss, "seed": seed,
-                               **run_row(data, name, overrides, args, device, work)}
+                               **run_row(data, check, name, overrides, args, device, work)}
                         rows.append(row)
+                        _append(args.jsonl, row)
                         print(table([row]).splitlines()[-1], flush=True)
     print(table(rows))
     name = device_name(device)

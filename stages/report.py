@@ -19,7 +19,8 @@ def main() -> None:
     parser.add_argument("--train", default="data/train")
     parser.add_argument("--train-metrics", default="metrics/train.json",
                         help="read when the train stage wrote no <train>/details.json")
-    parser.add_argument("--eval", default="data/eval/details.json", help="evaluate's details")
+    parser.add_argument("--eval", default="data/eval", help="evaluate's outputs (details.json, "
+                        "nearest.png)")
     parser.add_argument("--out", default="data/report")
     args = parser.parse_args()
     run(load_params(args.params), args.data, args.train, args.train_metrics, args.eval, args.out)

@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from dcgan import checkpoint, results
-from dcgan.classifier import DomainClassifier
+from dcgan import atomic, checkpoint, results
+from dcgan.classifier import DomainClassifier, outputs
 from dcgan.config import Params
 from dcgan.data.prepared import check_scorable, heldout_split, load_meta, load_split
 from dcgan.device import resolve_device
+from dcgan.images import save_grid
+from dcgan.memorisation import CopyCheck, Space, closest_pairs
 from dcgan.models import Generator
 from dcgan.scoring import Settings, classifier_scores, noise_like, real_sets, samples_of
 
@@ -30,49 +33,81 @@ UNLABELLED = ("the data has no labels: the classifier rows are scored in the fea
               "are skipped, they need classes")
 # The train stage's generator files, each scored as its own row when present.
 GENERATORS = {"generator": "generator.pt", "no_ema": "generator_no_ema.pt"}
+GENERATED = ("generator", "no_ema", "best")  # the rows of generated images
 
 
-def classifier_rows(data: str | Path, classifier: str | Path, train: str | Path, params: Params,
-                    device: torch.device) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+@dataclass
+class Real:
+    """The real images evaluation reads: the train split, the held-out split (or None), and
+    the reference and floor sets cut from them (:func:`dcgan.scoring.real_sets`)."""
+
+    train: torch.Tensor
+    heldout: torch.Tensor | None
+    reference: torch.Tensor
+    floor: torch.Tensor
+    how: str
+
+    @classmethod
+    def load(cls, data: str | Path, params: Params) -> "Real":
+        heldout, _ = heldout_split(data, load_meta(data))
+        train = load_split(data, "train")[0]
+        held = heldout[0] if heldout else None
+        return cls(train, held, *real_sets(train, held, params.evaluate.num_samples, params.seed))
+
+
+def classifier_rows(real: Real, clf: DomainClassifier, labelled: bool, train: str | Path,
+                    params: Params, device: torch.device) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """Classifier-space rows for every candidate, and the image sets the other parts reuse.
 
     Args:
-        data: the prepared data set (the reference is its held-out split).
-        classifier: the domain classifier's checkpoint.
+        real: the real sets (the reference is the held-out split, or half of train).
+        clf: the domain classifier.
+        labelled: whether the data has classes (else the class scores are skipped).
         train: the train stage's output folder (:data:`GENERATORS`, optional
             ``generator_best.pt`` with ``best.json``).
         params: validated params (``evaluate.*`` and ``seed`` are used).
         device: where to sample and score.
     """
-    e, meta = params.evaluate, load_meta(data)
-    heldout, _ = heldout_split(data, meta)
-    reference, candidate, how = real_sets(load_split(data, "train")[0],
-                                          heldout[0] if heldout else None, e.num_samples,
-                                          params.seed)
-    clf = checkpoint.load_model(classifier, DomainClassifier).to(device)
-    s = Settings(e.is_splits, e.kid_subset_size, e.pr_k, e.batch_size, params.seed,
-                 labelled=bool(meta["classes"]))
+    e = params.evaluate
+    s = Settings(e.is_splits, e.kid_subset_size, e.pr_k, e.batch_size, params.seed, labelled)
 
     def scores(images: torch.Tensor) -> dict[str, Any]:
-        return {"classifier": classifier_scores(clf, images, reference, device, s)}
+        return {"classifier": classifier_scores(clf, images, real.reference, device, s)}
 
     def generated(path: Path) -> torch.Tensor:
         g = checkpoint.load_model(path, Generator)
-        return samples_of(g, len(reference), g.nz, device, params.seed, e.batch_size)
+        return samples_of(g, len(real.reference), g.nz, device, params.seed, e.batch_size)
 
     sets = {row: generated(Path(train) / name) for row, name in GENERATORS.items()
             if (Path(train) / name).is_file()}
-    sets["floor"] = candidate
-    result = {"samples": len(reference), "reference": how,
-              **{row: scores(images) for row, images in sets.items()},
-              "noise": scores(noise_like(reference, params.seed)), "notes": []}
-    if not s.labelled:
-        result["notes"].append(UNLABELLED)
     best = Path(train) / "generator_best.pt"
     if best.is_file():  # the periodic evaluation's pick, scored the same way
-        result["best"] = {**json.loads((Path(train) / "best.json").read_text()),
-                          **scores(generated(best))}
-    return result, {**sets, "reference": reference}
+        sets["best"] = generated(best)
+    sets["floor"] = real.floor
+    result = {"samples": len(real.reference), "reference": real.how,
+              **{row: scores(images) for row, images in sets.items()},
+              "noise": scores(noise_like(real.reference, params.seed)), "notes": []}
+    if not labelled:
+        result["notes"].append(UNLABELLED)
+    if "best" in result:
+        result["best"].update(json.loads((Path(train) / "best.json").read_text()))
+    return result, {**sets, "reference": real.reference}
+
+
+def copy_rows(result: dict[str, Any], sets: dict[str, torch.Tensor], real: Real,
+              clf: DomainClassifier, device: torch.device, seed: int, pairs: Path | None) -> None:
+    """The memorisation check (:mod:`dcgan.memorisation`) of every generated set, in pixels and
+    in the classifier's features; the floor row gets the real data's own near-copy rate, and
+    ``pairs`` (when given) a picture of the generator's samples closest to a training image."""
+    spaces = [Space("pixels", lambda x: x),
+              Space("features", lambda x: outputs(clf, x, device).features)]
+    check = CopyCheck(real.train, real.heldout, spaces, seed)
+    for row in (r for r in GENERATED if r in sets):
+        result[row]["copies"], near = check.score(sets[row])
+        if row == "generator" and pairs is not None:
+            save_grid(closest_pairs(sets[row], real.train, near), pairs, nrow=12)
+    result["floor"]["copies"] = check.reference()
+    result["copies_reference"] = check.how
 
 
 def use_inception(params: Params) -> tuple[bool, str | None]:
@@ -109,11 +144,16 @@ def inception_rows(sets: dict[str, torch.Tensor], params: Params,
 
 
 def evaluate(data: str | Path, classifier: str | Path, train: str | Path, params: Params,
-             device: torch.device) -> dict[str, Any]:
-    """Every row in classifier space, plus InceptionV3 when it is used (:func:`use_inception`)."""
-    check_scorable(load_meta(data), params.evaluate.num_samples, params.evaluate.pr_k)
+             device: torch.device, pairs: Path | None = None) -> dict[str, Any]:
+    """Every row in classifier space, the memorisation check (the closest pairs drawn to
+    ``pairs``), and InceptionV3 when it is used (:func:`use_inception`)."""
+    meta = load_meta(data)
+    check_scorable(meta, params.evaluate.num_samples, params.evaluate.pr_k)
     inception, note = use_inception(params)  # before any work: a refusal costs nothing
-    result, sets = classifier_rows(data, classifier, train, params, device)
+    real = Real.load(data, params)
+    clf = checkpoint.load_model(classifier, DomainClassifier).to(device)
+    result, sets = classifier_rows(real, clf, bool(meta["classes"]), train, params, device)
+    copy_rows(result, sets, real, clf, device, params.seed, pairs)
     if inception:
         for row, scores in inception_rows(sets, params, device).items():
             result[row]["inception"] = scores
@@ -130,21 +170,26 @@ def headline_line(result: dict[str, Any]) -> str:
                  f"{f['inception_score']['mean']:.2f}), {g['classes_covered']} classes covered")
     else:
         line += " (no labels: class scores skipped)"
+    copies = result["generator"]["copies"]["pixels"]["share"]
+    line += (f", {copies:.1%} near-copies of training images (real unseen images: "
+             f"{result['floor']['copies']['pixels']['share']:.1%})")
     if "no_ema" in result:
         line += (f"; G's own weights without the EMA: FD "
                  f"{result['no_ema']['classifier']['frechet_distance']:.3f}")
     return line
 
 
-def run(params: Params, data: str, classifier: str, train: str, metrics: str,
-        details: str) -> None:
-    """The stage: score, write the headline and details, log them to the training run."""
+def run(params: Params, data: str, classifier: str, train: str, metrics: str, out: str) -> None:
+    """The stage: score; write the headline to ``metrics``, and ``details.json`` with the
+    closest pairs' picture ``nearest.png`` to ``out``; log them to the training run."""
     from dcgan.tracking import log_to_training_run  # mlflow's helpers: only in the stage
 
-    result = evaluate(data, classifier, train, params, resolve_device(params.train.device))
-    results.write("eval", result, metrics, details)
+    with atomic.output_dir(out) as tmp:
+        result = evaluate(data, classifier, train, params, resolve_device(params.train.device),
+                          pairs=tmp / "nearest.png")
+        results.write("eval", result, metrics, tmp / "details.json")
     if problem := log_to_training_run(Path(train), result):
         print(f"warning: {problem}", file=sys.stderr)
     for note in result["notes"]:
         print(f"evaluate: note: {note}")
-    print(f"evaluate: {headline_line(result)} -> {metrics}/, {details}")
+    print(f"evaluate: {headline_line(result)} -> {metrics}/, {out}/")

@@ -115,6 +115,15 @@ def _fmt(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
+def _row_line(label: str, row: dict[str, Any]) -> str:
+    c, copies = row["classifier"], row.get("copies", {}).get("pixels")
+    iscore = c.get("inception_score")  # absent without labels (see the notes)
+    is_cell = f"{iscore['mean']:.3g} ± {iscore['std']:.2g}" if iscore else "–"
+    return (f"| {label} | {is_cell} | {c['frechet_distance']:.4g} | {c['kid']['mean']:.3g} | "
+            f"{c['precision']:.3f} | {c['recall']:.3f} | {c.get('classes_covered', '–')} | "
+            + (f"{copies['share']:.1%}" if copies else "–") + " |")
+
+
 def summary(title: str, train: dict[str, Any], scores: dict[str, Any],
             best_samples: int | None = None) -> str:
     """A short Markdown summary: training numbers and the classifier-space table.
@@ -124,26 +133,26 @@ def summary(title: str, train: dict[str, Any], scores: dict[str, Any],
     """
     lines = [f"# {title}", "", "| training | value |", "|---|---|"]
     lines += [f"| {k} | {_fmt(v)} |" for k, v in train.items()]
-    rows = [r for r in ROW_LABELS if r in scores]
     lines += ["", f"Scored on {scores['samples']} generated and {scores['samples']} real samples; "
               f"reference: {scores['reference']}.", "",
-              "| row | IS | FD | KID | precision | recall | classes |", "|---|---|---|---|---|---|---|"]
-    for row in rows:
-        c = scores[row]["classifier"]
-        iscore = c.get("inception_score")  # absent without labels (see the notes)
-        is_cell = f"{iscore['mean']:.3g} ± {iscore['std']:.2g}" if iscore else "–"
-        lines.append(f"| {ROW_LABELS[row]} | {is_cell} | {c['frechet_distance']:.4g} | {c['kid']['mean']:.3g}"
-                     f" | {c['precision']:.3f} | {c['recall']:.3f} | {c.get('classes_covered', '–')} |")
+              "| row | IS | FD | KID | precision | recall | classes | near-copies |",
+              "|---|---|---|---|---|---|---|---|"]
+    lines += [_row_line(label, scores[row]) for row, label in ROW_LABELS.items() if row in scores]
+    if "copies_reference" in scores:
+        lines += ["", "Near-copies: samples closer (in pixels) to a training image than 1 in 100 "
+                  f"real unseen images are ({scores['copies_reference']}); the floor row is the "
+                  "real data's own rate. The closest pairs: nearest_copies.png."]
     if scores.get("notes"):
         lines += ["", *(f"Note: {note}." for note in scores["notes"])]
     if "best" in scores:
         on = f" on {best_samples} samples" if best_samples else ""
         lines += ["", f"Best checkpoint: epoch {scores['best']['epoch']}, the lowest "
-                  f"classifier-space Fréchet distance{on} among the periodic evaluations."]
+                  f"classifier-space Fréchet distance{on} of what the run samples from, among "
+                  "the periodic evaluations."]
     return "\n".join(lines) + "\n"
 
 
-def run(params: Params, data: str, train: str, train_metrics: str, eval_details: str,
+def run(params: Params, data: str, train: str, train_metrics: str, evaluation: str,
         out: str) -> None:
     """The stage: every picture and the summary into ``out`` (atomically), then to MLflow."""
     train_dir = Path(train)
@@ -161,8 +170,11 @@ def run(params: Params, data: str, train: str, train_metrics: str, eval_details:
         details = train_dir / "details.json"  # every training number; metrics/ the headline
         numbers = json.loads((details if details.is_file() else Path(train_metrics)).read_text())
         best_samples = min(params.train.eval_samples, len(train_images))  # what was scored
-        text = summary(title, numbers, json.loads(Path(eval_details).read_text()), best_samples)
+        text = summary(title, numbers, json.loads((Path(evaluation) / "details.json").read_text()),
+                       best_samples)
         atomic.write_text(tmp / "summary.md", text)
+        if (Path(evaluation) / "nearest.png").is_file():
+            shutil.copyfile(Path(evaluation) / "nearest.png", tmp / "nearest_copies.png")
     from dcgan.tracking import log_folder_to_training_run  # mlflow's helpers: only here
 
     if problem := log_folder_to_training_run(train_dir, Path(out), "report"):

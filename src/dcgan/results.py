@@ -16,9 +16,12 @@ from typing import Any
 from dcgan import atomic
 
 ROWS = ("generator", "no_ema", "best", "floor", "noise")  # the evaluation's candidates, report order
-# column -> where the number sits under a row's "classifier" scores
-SCORES = {"IS": ("inception_score", "mean"), "FD": ("frechet_distance",), "KID": ("kid", "mean"),
-          "precision": ("precision",), "recall": ("recall",), "classes": ("classes_covered",)}
+# column -> where the number sits in a row's scores; copies: the share of near-copies of
+# training images (dcgan.memorisation), the real data's own rate in the floor row
+SCORES = {"IS": ("classifier", "inception_score", "mean"), "FD": ("classifier", "frechet_distance"),
+          "KID": ("classifier", "kid", "mean"), "precision": ("classifier", "precision"),
+          "recall": ("classifier", "recall"), "classes": ("classifier", "classes_covered"),
+          "copies": ("copies", "pixels", "share")}
 
 
 def _short(value: Any) -> int | float:
@@ -27,7 +30,10 @@ def _short(value: Any) -> int | float:
 
 
 def _dig(tree: dict[str, Any], path: tuple[str, ...]) -> Any:
+    """The value at ``path``, or None where the row has no such number."""
     for key in path:
+        if not isinstance(tree, dict) or key not in tree:
+            return None
         tree = tree[key]
     return tree
 
@@ -36,10 +42,9 @@ def _eval(result: dict[str, Any]) -> dict[str, dict[str, int | float]]:
     """One headline per candidate row: classifier-space scores, and the best row's epoch."""
     rows = {}
     for row in (r for r in ROWS if r in result):
-        scores = result[row]["classifier"]
-        # Unlabelled data has no class scores (IS, classes): those columns stay empty.
-        rows[row] = {name: _short(_dig(scores, path)) for name, path in SCORES.items()
-                     if path[0] in scores}
+        # Unlabelled data has no class scores (IS, classes), noise no copies: left empty.
+        found = {name: _dig(result[row], path) for name, path in SCORES.items()}
+        rows[row] = {name: _short(v) for name, v in found.items() if v is not None}
     if "best" in rows:
         rows["best"]["epoch"] = result["best"]["epoch"]
     return rows

@@ -34,7 +34,7 @@ COLUMNS = [
     ("precision ↑", "classifier.precision"),
     ("recall ↑", "classifier.recall"),
     ("classes ↑", "classifier.classes_covered"),
-    ("near-copies ↓", "copies.share"),
+    ("near-copies ↓", "copies.pixels.share"),
     ("IS (Inception) ↑", "inception.inception_score_mean"),
     ("FID ↓", "inception.fid"),
     ("KID (Inception) ↓", "inception.kid_mean"),
