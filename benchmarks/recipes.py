@@ -120,8 +120,16 @@ RECIPES = {  # name -> params overrides on top of params.yaml
     "ndf32-lrd2e-3": {**ROUND3, "train.lr_d": 0.002},
     "ndf32-dsteps2": {**ROUND3, "train.d_steps": 2},
     "ndf32-dsteps2-lrg2e-3": {**ROUND3, "train.d_steps": 2, "train.lr_g": 0.002},
-    # the round-4 default (params.yaml; d_steps null: 2, or 5 for wgan-gp)
+    # the round-4 default (params.yaml; d_steps auto: 2, or 5 for wgan-gp)
     "ndf32-dsteps2-ema0.995": {**ROUND3, "train.d_steps": "auto", "train.ema": 0.995},
+    # round 5: per-loss recipes on the round-4 default (mse and wgan-gp ran bce's), and more
+    # D steps for the best loss
+    "dsteps1": {"train.d_steps": 1},
+    "dsteps3": {"train.d_steps": 3},
+    "lr5e-4": {"train.lr_g": 0.0005, "train.lr_d": 0.0005},
+    "dsteps2": {"train.d_steps": 2},
+    "betas0-0.9-lr2e-4": {"train.lr_g": 0.0002, "train.lr_d": 0.0002, "train.beta2": 0.9},
+    "r1-0.3": {"train.r1": 0.3},
 }
 TINY = {"model.ngf": 8, "model.ndf": 8, "model.nz": 16, "classifier.width": 4,
         "classifier.min_steps": 0, "classifier.epochs": 1}

@@ -26,10 +26,8 @@ def _run(client, exp_id, loss, seed, fd, dataset="idx:/data", epochs=30, **param
                        "train.epochs": epochs, "train.batch_size": 64, **params}.items():
         client.log_param(run.info.run_id, key, str(value))
     for key, value in {"final.iterations": 39 * epochs,
-                       "eval.generator.classifier.frechet_distance": fd,
-                       "eval.generator.classifier.inception_score.mean": 5.0,
-                       "eval.floor.classifier.frechet_distance": 0.5,
-                       "eval.floor.classifier.inception_score.mean": 9.5}.items():
+                       "scores/FD": fd, "scores/IS": 5.0, "scores/FD floor": 0.5,
+                       "scores/IS floor": 9.5}.items():
         client.log_metric(run.info.run_id, key, value)
     client.set_terminated(run.info.run_id)
 

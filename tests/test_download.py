@@ -50,8 +50,51 @@ def test_no_network_names_the_mirror_option(tmp_path, monkeypatch):
     monkeypatch.delenv(dl.MIRROR_ENV, raising=False)
     with pytest.raises(UserError) as err:
         dl.download(parse_dataset("mnist"), tmp_path / "raw")
-    assert "download.mirror" in str(err.value) and "\n" not in str(err.value)
+    message = str(err.value)
+    assert "download.mirror" in message and "\n" not in message
+    assert "offline? train on local files: dataset: idx:<dir>" in message  # not only a mirror
+    assert "folder:<dir>" in message and "quick run" in message
     assert not (tmp_path / "raw").exists()
+
+
+def test_a_mirror_of_other_files_says_to_use_them_as_a_local_source(tmp_path, fake_fashion):
+    (fake_fashion / "train-labels-idx1-ubyte.gz").write_bytes(b"a sample, not upstream")
+    with pytest.raises(UserError, match=r"checksum mismatch .*use other files .* as dataset: "
+                                        r"idx:<dir>"):
+        dl.download(parse_dataset("fashion-mnist"), tmp_path / "raw", str(fake_fashion))
+
+
+def test_a_bad_entry_in_a_mirrored_zip_names_the_users_file(tmp_path):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    with zipfile.ZipFile(mirror / dl.KAGGLE_ZIP, "w") as zf:
+        zf.writestr("../evil.png", b"x")
+    with pytest.raises(UserError) as err:
+        dl.download(parse_dataset("animal-faces"), tmp_path / "raw", str(mirror))
+    assert str(err.value).startswith(f"{mirror / dl.KAGGLE_ZIP}: refusing entry '../evil.png'")
+    assert ".tmp" not in str(err.value) and not (tmp_path / "raw").exists()
+
+
+def test_a_full_disk_names_the_output_folder_not_its_temp_copy(tmp_path, monkeypatch):
+    import errno
+    import pathlib
+
+    from dcgan.atomic import DiskFull
+
+    real = pathlib.Path.write_bytes
+
+    def full(self, data):
+        if self.name.startswith(".manifest.json"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, data)
+
+    monkeypatch.setattr(pathlib.Path, "write_bytes", full)
+    src = make_idx_dir(tmp_path / "src", n=4)
+    with pytest.raises(DiskFull) as err:
+        dl.download(parse_dataset(f"idx:{src}"), tmp_path / "raw")
+    assert str(err.value).startswith(f"no space left on the device of {tmp_path / 'raw'} for "
+                                     "manifest.json")
+    assert ".tmp" not in str(err.value) and not (tmp_path / "raw").exists()
 
 
 def test_kaggle_without_credentials(tmp_path, monkeypatch):

@@ -130,7 +130,7 @@ def test_full_pipeline_then_exp_run_with_other_loss(tmp_path, monkeypatch):
     assert scores["samples"] == 32 and scores["reference"].startswith("held-out")
     assert {"generator", "floor", "best"} <= set(scores) and scores["best"]["epoch"] == 1
     best = yaml.safe_load((repo / "metrics/eval/best.json").read_text())
-    assert set(best) == {"IS", "FD", "KID", "precision", "recall", "classes", "epoch"}
+    assert set(best) == {"IS", "FD", "precision", "recall", "copies", "epoch"}
     assert "Best checkpoint: epoch 1, the lowest classifier-space Fréchet distance on 48 samples" \
         in (repo / "data/report/summary.md").read_text()  # train.eval_samples capped at 48 images
     assert (repo / "data/train/generator_best.pt").is_file()
@@ -139,8 +139,13 @@ def test_full_pipeline_then_exp_run_with_other_loss(tmp_path, monkeypatch):
     client = mlflow.MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
     (run,) = client.search_runs([client.get_experiment_by_name("dcgan").experiment_id])
     assert run.data.tags["dvc.stage"] == "train"
-    assert run.data.metrics["eval.floor.classifier.frechet_distance"] == pytest.approx(
+    assert run.data.metrics["scores/FD floor"] == pytest.approx(
         scores["floor"]["classifier"]["frechet_distance"])
+    assert not [m for m in run.data.metrics if "histogram" in m]  # per-class counts: an artifact
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "eval")}
+    assert artifacts == {"eval/details.json", "eval/nearest.png"}
+    assert run.data.tags["eval.reference"].startswith("held-out")
+    assert run.data.tags["mlflow.note.content"].startswith(f"bce on idx:{idx_dir}: 1 epochs = ")
     _run(["git", "add", "dvc.lock", "metrics"], repo)  # the README's baseline commit
     _run(["git", "commit", "-qm", "baseline"], repo)
 

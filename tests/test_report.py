@@ -30,7 +30,7 @@ def test_gif_has_one_labelled_frame_per_epoch(tmp_path):
 def test_curves_and_real_vs_fake_write_pngs(tmp_path):
     history = History()
     for epoch in (1, 2):
-        history.add_epoch(epoch, torch.rand(5, 4), 100.0)
+        history.add_epoch(epoch, torch.rand(5, 5), 100.0)
     history.write_csvs(tmp_path / "plots")
     curves(tmp_path / "plots", tmp_path, "test")
     real_vs_fake(torch.rand(9, 1, 8, 8) * 2 - 1, torch.zeros(9, 1, 8, 8), tmp_path / "rf.png")

@@ -18,7 +18,7 @@ from conftest import REPO
 TRAIN = {"d_loss": 1.2345678901, "g_loss": -12.345678901, "d_real": 0.51234, "d_fake": 0.4321,
          "epochs": 100, "iterations": 46900, "wall_time_s": 12345.678, "images_per_second": 4863.2,
          "device": "cuda:0", "dtype": "bf16", "processes": 8, "best_epoch": 87,
-         "best_eval_fd": 3.14159}
+         "best_eval_fd": 3.14159, "exp": "sworn-ghee"}
 
 
 def _row(fd: float, kid: float) -> dict:
@@ -26,6 +26,7 @@ def _row(fd: float, kid: float) -> dict:
                            "frechet_distance": fd, "kid": {"mean": kid, "std": 0.001},
                            "precision": 0.6123456, "recall": 0.0012345, "classes_covered": 10,
                            "class_histogram": {str(i): 1000 for i in range(10)}},
+            "copies": {"pixels": {"share": 0.0123456, "threshold": 7.5}},
             "inception": {"inception_score_mean": 1.05, "fid": 123.4, "kid_mean": 0.1}}
 
 
@@ -36,12 +37,13 @@ EVAL = {"samples": 10000, "reference": "held-out split vs train",
         "best": {"epoch": 87, "score": 3.1, "rule": "lowest FD", **_row(3.14159, 0.00123)}}
 
 
-def test_headlines_are_a_few_numbers_and_no_strings():
-    assert results.headline("train", TRAIN) == {"epoch": 100, "d_loss": 1.235, "g_loss": -12.35}
+def test_headlines_are_a_few_numbers_and_whose_they_are():
+    assert results.headline("train", TRAIN) == {"epoch": 100, "d_loss": 1.235, "g_loss": -12.35,
+                                                "exp": "sworn-ghee"}
     rows = results.headline("eval", EVAL)
     assert list(rows) == ["generator", "best", "floor", "noise"]
-    assert rows["generator"] == {"IS": 9.877, "FD": 123.5, "KID": -0.0001235, "precision": 0.6123,
-                                 "recall": 0.001234, "classes": 10}
+    assert rows["generator"] == {"IS": 9.877, "FD": 123.5, "precision": 0.6123,
+                                 "recall": 0.001234, "copies": 0.01235}
     assert rows["best"]["epoch"] == 87 and "epoch" not in rows["floor"]
     for numbers in rows.values():
         assert all(type(v) in (int, float) for v in numbers.values())
@@ -80,5 +82,5 @@ def test_dvc_metrics_show_fits_120_columns(tmp_path):
     assert len(lines) == 1 + 5, shown  # header, train, four eval rows
     assert max(map(len, lines)) <= 120, shown
     header = lines[0].split()
-    assert {"IS", "FD", "KID", "precision", "recall", "classes", "epoch", "d_loss",
-            "g_loss"} == set(header[1:]), shown
+    assert {"IS", "FD", "precision", "recall", "copies", "epoch", "d_loss",
+            "g_loss", "exp"} == set(header[1:]), shown

@@ -131,11 +131,11 @@ def _runs(uri: str) -> list:
     return [(r, [m.step for m in client.get_metric_history(r.info.run_id, "g_loss")]) for r in runs]
 
 
-def _train(tmp_path, prepared, uri, **overrides):
+def _train(tmp_path, prepared, uri, extra_args=(), **overrides):
     params = write_params(tmp_path / "params", {**TINY, **overrides})
     env = dict(os.environ, MLFLOW_TRACKING_URI=uri, OMP_NUM_THREADS="1")
-    proc = subprocess.run(stage_cmd(tmp_path, params, prepared), env=env, capture_output=True,
-                          text=True)
+    proc = subprocess.run([*stage_cmd(tmp_path, params, prepared), *extra_args], env=env,
+                          capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert not _messages(proc.stderr), proc.stderr[-3000:]
     return proc.stdout
@@ -193,6 +193,26 @@ def test_replaced_store_starts_a_new_run_with_the_whole_history(tmp_path):
     assert "whose store was replaced; starting a new run" in out
     ((run, steps),) = _runs(uri)
     assert steps == [1, 2] and run.data.params["train.epochs"] == "2"
+
+
+def test_a_new_run_for_an_old_checkpoint_holds_every_per_epoch_metric(tmp_path):
+    """The periodic FD (eval_fd) of epochs trained before the store was replaced used to be
+    missing: the checkpoint's history held only the losses."""
+    from dcgan.classifier import DomainClassifier
+
+    prepared = make_prepared(tmp_path / "data", n=32)
+    kwargs = dict(nc=1, num_classes=10, width=4)
+    checkpoint.save_model(tmp_path / "clf.pt", DomainClassifier(**kwargs), kwargs)
+    uri, args = f"sqlite:///{tmp_path / 'mlflow.db'}", ["--classifier", str(tmp_path / "clf.pt")]
+    every = {"train.eval_every": 1, "train.eval_samples": 16}
+    _train(tmp_path, prepared, uri, args, **every, **{"train.epochs": 2})
+    (tmp_path / "mlflow.db").rename(tmp_path / "elsewhere.db")  # replaced by a fresh store
+    _train(tmp_path, prepared, uri, args, **every, **{"train.epochs": 3})
+    ((run, steps),) = _runs(uri)
+    client = mlflow.MlflowClient(uri)
+    logged = {key: [m.step for m in client.get_metric_history(run.info.run_id, key)]
+              for key in ("eval_fd", "d_loss", "g_spread", "images_per_second")}
+    assert steps == [1, 2, 3] and all(v == [1, 2, 3] for v in logged.values()), logged
 
 
 _CREATE = ("import sys, mlflow; mlflow.set_tracking_uri(f'sqlite:///{sys.argv[1]}'); "
@@ -256,6 +276,26 @@ def test_read_only_store_is_one_line_naming_the_cause(tmp_path):
     assert "(OperationalError: attempt to write a readonly database)" in line
     assert line.endswith(f"make {tmp_path / 'ro.db'} and its folder writable, or set "
                          "MLFLOW_TRACKING_URI to another store")
+
+
+def test_a_store_deleted_mid_run_is_named_as_deleted_not_read_only(tmp_path, monkeypatch):
+    """sqlite reports a database file unlinked under it as "readonly": the line used to tell
+    the user to chmod a file that no longer exists."""
+    from dcgan.config import load_params
+    from dcgan.tracking import MlflowLogger
+
+    db = tmp_path / "mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{db}")
+    logger = MlflowLogger(load_params(REPO / "params.yaml", TINY), {"dataset": "x"})
+    logger.start(tmp_path / "mlflow_run.json")
+    logger.log_epoch(1, {"g_loss": 1.0}, None)
+    db.unlink()  # `rm mlflow.db` while training
+    logger.log_epoch(2, {"g_loss": 0.9}, None)
+    logger.end()
+    problem = logger.problem()
+    assert f"({db} was deleted or moved while the run was logging to it)" in problem
+    assert problem.endswith("rerun to log to a new mlflow.db (this training's MLflow run went "
+                            "with the old file)") and "writable" not in problem
 
 
 def test_existing_experiment_gets_the_training_kind_unless_it_has_one(tmp_path, monkeypatch):

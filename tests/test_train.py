@@ -290,10 +290,17 @@ def test_a_trainer_started_beside_a_running_one_exits_with_one_line(tmp_path, pr
             "with lock.locked(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(120)\n")
     holder = subprocess.Popen([sys.executable, "-c", hold, str(tmp_path / "work")],
                               stdout=subprocess.PIPE, text=True)
+    # torch made unimportable: the refusal must come before the heavy imports (it used to
+    # come ~44 s in, after torch, torchvision and mlflow's helpers had loaded)
+    shim = tmp_path / "shim" / "torch"
+    shim.mkdir(parents=True)
+    (shim / "__init__.py").write_text("raise ImportError('torch imported before the lock')\n")
+    env = dict(os.environ, PYTHONPATH=f"{shim.parent}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
     try:
         assert holder.stdout.readline().strip() == "held"
         params = write_params(tmp_path, TINY)
-        proc = subprocess.run(stage_cmd(tmp_path, params, prepared), capture_output=True, text=True)
+        proc = subprocess.run(stage_cmd(tmp_path, params, prepared), capture_output=True,
+                              text=True, env=env)
     finally:
         holder.kill()
         holder.wait()

@@ -97,7 +97,10 @@ def output_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
-        yield tmp
+        try:
+            yield tmp
+        except DiskFull as err:  # a file written inside: name the output, not the temp copy
+            raise DiskFull(str(err).replace(str(tmp), str(path))) from None
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700
         if path.exists():
             old = tmp.with_suffix(".old")

@@ -182,13 +182,13 @@ def headline_line(result: dict[str, Any]) -> str:
 def run(params: Params, data: str, classifier: str, train: str, metrics: str, out: str) -> None:
     """The stage: score; write the headline to ``metrics``, and ``details.json`` with the
     closest pairs' picture ``nearest.png`` to ``out``; log them to the training run."""
-    from dcgan.tracking import log_to_training_run  # mlflow's helpers: only in the stage
+    from dcgan.tracking import log_evaluation  # mlflow's helpers: only in the stage
 
     with atomic.output_dir(out) as tmp:
         result = evaluate(data, classifier, train, params, resolve_device(params.train.device),
                           pairs=tmp / "nearest.png")
         results.write("eval", result, metrics, tmp / "details.json")
-    if problem := log_to_training_run(Path(train), result):
+    if problem := log_evaluation(Path(train), result, Path(out)):
         print(f"warning: {problem}", file=sys.stderr)
     for note in result["notes"]:
         print(f"evaluate: note: {note}")

@@ -16,12 +16,18 @@ from typing import Any
 from dcgan import atomic
 
 ROWS = ("generator", "no_ema", "best", "floor", "noise")  # the evaluation's candidates, report order
-# column -> where the number sits in a row's scores; copies: the share of near-copies of
-# training images (dcgan.memorisation), the real data's own rate in the floor row
-SCORES = {"IS": ("classifier", "inception_score", "mean"), "FD": ("classifier", "frechet_distance"),
-          "KID": ("classifier", "kid", "mean"), "precision": ("classifier", "precision"),
-          "recall": ("classifier", "recall"), "classes": ("classifier", "classes_covered"),
-          "copies": ("copies", "pixels", "share")}
+# Every score of a row by its short name -> where it sits in the row (dcgan.evaluation); copies:
+# the share of near-copies of training images (dcgan.memorisation), the real data's own rate
+# in the floor row. MLflow and the comparison show them all under these names.
+ALL_SCORES = {"IS": ("classifier", "inception_score", "mean"),
+              "FD": ("classifier", "frechet_distance"), "KID": ("classifier", "kid", "mean"),
+              "precision": ("classifier", "precision"), "recall": ("classifier", "recall"),
+              "classes": ("classifier", "classes_covered"), "copies": ("copies", "pixels", "share"),
+              "IS Inception": ("inception", "inception_score_mean"), "FID": ("inception", "fid"),
+              "KID Inception": ("inception", "kid_mean")}
+# The headline in metrics/eval: KID and the classes covered pushed the table past 120 columns
+# (they are in the details, MLflow, the summary and the comparison).
+SCORES = {k: ALL_SCORES[k] for k in ("IS", "FD", "precision", "recall", "copies")}
 
 
 def _short(value: Any) -> int | float:
@@ -38,13 +44,18 @@ def _dig(tree: dict[str, Any], path: tuple[str, ...]) -> Any:
     return tree
 
 
+def row_scores(row: dict[str, Any], names: dict[str, tuple[str, ...]] = ALL_SCORES) -> dict[str, Any]:
+    """The scores of one evaluated row by short name; those it lacks are left out (unlabelled
+    data has no class scores, noise no copies, a run without InceptionV3 no FID)."""
+    found = {name: _dig(row, path) for name, path in names.items()}
+    return {name: value for name, value in found.items() if value is not None}
+
+
 def _eval(result: dict[str, Any]) -> dict[str, dict[str, int | float]]:
     """One headline per candidate row: classifier-space scores, and the best row's epoch."""
     rows = {}
     for row in (r for r in ROWS if r in result):
-        # Unlabelled data has no class scores (IS, classes), noise no copies: left empty.
-        found = {name: _dig(result[row], path) for name, path in SCORES.items()}
-        rows[row] = {name: _short(v) for name, v in found.items() if v is not None}
+        rows[row] = {name: _short(v) for name, v in row_scores(result[row], SCORES).items()}
     if "best" in rows:
         rows["best"]["epoch"] = result["best"]["epoch"]
     return rows
@@ -54,14 +65,16 @@ def headline(kind: str, result: dict[str, Any]) -> dict[str, Any]:
     """The few numbers of ``result`` that ``metrics/<kind>`` holds.
 
     Args:
-        kind: ``"train"`` (``Trainer.metrics()``: final-epoch losses and the epoch they come
-            from, named ``epoch`` like the best row's) or ``"eval"`` (``{row: {IS, FD, KID,
-            precision, recall, classes[, epoch]}}``).
+        kind: ``"train"`` (``Session.metrics()``: final-epoch losses, the epoch they come
+            from, named ``epoch`` like the best row's, and the DVC experiment that trained
+            them, ``exp``) or ``"eval"`` (``{row: {IS, FD, precision, recall, copies[,
+            epoch]}}``).
         result: everything the stage measured (what goes to the details JSON).
     """
-    if kind == "train":
+    if kind == "train":  # exp: whose numbers these are (a killed queued experiment shows
+        # its baseline's files; this names the baseline, not the experiment in that row)
         return {"epoch": result["epochs"], "d_loss": _short(result["d_loss"]),
-                "g_loss": _short(result["g_loss"])}
+                "g_loss": _short(result["g_loss"]), "exp": result.get("exp", "workspace")}
     if kind == "eval":
         return _eval(result)
     raise ValueError(f"unknown kind {kind!r}; expected train or eval")

@@ -19,7 +19,7 @@ from tqdm import tqdm
 from dcgan.errors import UserError
 
 
-def _check_member(archive: Path, name: str, is_link: bool) -> PurePosixPath:
+def _check_member(archive: Path | str, name: str, is_link: bool) -> PurePosixPath:
     """Return the safe relative path of an entry, or raise naming the offending entry."""
     normalized = name.replace("\\", "/")
     rel = PurePosixPath(normalized)
@@ -33,12 +33,12 @@ def _check_member(archive: Path, name: str, is_link: bool) -> PurePosixPath:
     return rel
 
 
-def _extract_zip(archive: Path, dest: Path) -> None:
+def _extract_zip(archive: Path, dest: Path, shown: str) -> None:
     with zipfile.ZipFile(archive) as zf:
         members = zf.infolist()
         for info in members:  # check everything before writing anything
             mode = info.external_attr >> 16
-            _check_member(archive, info.filename, stat.S_ISLNK(mode))
+            _check_member(shown, info.filename, stat.S_ISLNK(mode))
         for info in tqdm(members, desc=f"extract {archive.name}", unit="file", leave=False):
             target = dest / _check_member(archive, info.filename, False)
             if info.is_dir():
@@ -49,28 +49,32 @@ def _extract_zip(archive: Path, dest: Path) -> None:
                 shutil.copyfileobj(src, out)
 
 
-def _extract_tar(archive: Path, dest: Path) -> None:
+def _extract_tar(archive: Path, dest: Path, shown: str) -> None:
     with tarfile.open(archive) as tf:
         members = tf.getmembers()
         for m in members:
-            _check_member(archive, m.name, m.issym() or m.islnk())
+            _check_member(shown, m.name, m.issym() or m.islnk())
         tf.extractall(dest, members=members, filter="data")
 
 
-def extract(archive: str | Path, dest: str | Path) -> None:
+def extract(archive: str | Path, dest: str | Path, shown: str | None = None) -> None:
     """Extract a zip or tar archive (any compression tarfile reads) into ``dest``.
+
+    ``shown`` is how errors name the archive: the user's own file (a mirror's copy) or the
+    download, not the temp copy being read.
 
     Raises:
         UserError: the archive is corrupt, of an unknown kind, or has an unsafe entry.
     """
     archive, dest = Path(archive), Path(dest)
+    shown = shown or str(archive)
     dest.mkdir(parents=True, exist_ok=True)
     try:
         if zipfile.is_zipfile(archive):
-            _extract_zip(archive, dest)
+            _extract_zip(archive, dest, shown)
         elif tarfile.is_tarfile(archive):
-            _extract_tar(archive, dest)
+            _extract_tar(archive, dest, shown)
         else:
-            raise UserError(f"{archive}: not a zip or tar archive; re-download it")
+            raise UserError(f"{shown}: not a zip or tar archive; re-download it")
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as err:
-        raise UserError(f"{archive}: corrupt archive ({err}); delete it and re-download") from None
+        raise UserError(f"{shown}: corrupt archive ({err}); delete it and re-download") from None

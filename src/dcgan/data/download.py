@@ -23,6 +23,10 @@ from dcgan.errors import UserError
 
 MIRROR_ENV = "DCGAN_MIRROR"
 MIRROR_HINT = f"set download.mirror in params.yaml (or ${MIRROR_ENV}) to a folder or URL holding"
+# Offline, the way forward is usually local files, not a mirror of the exact upstream ones
+LOCAL_HINT = ("offline? train on local files: dataset: idx:<dir> (MNIST's file layout, e.g. "
+              "idx:../shared/data/mnist-5k, the README's quick run) or folder:<dir> (an image "
+              "folder; docs/data.md)")
 KAGGLE_DATASET = "andrewmvd/animal-faces"
 KAGGLE_ZIP = "animal-faces.zip"
 KAGGLE_ROOT = "afhq"  # the zip's top folder: afhq/{train,val}/{cat,dog,wild}
@@ -42,7 +46,9 @@ def _fetch(name: str, md5: str | None, dest: Path, bases: list[str]) -> None:
                 shutil.copyfile(src, dest / name)
                 if check_integrity(str(dest / name), md5):
                     return
-                raise UserError(f"{src}: checksum mismatch (expected MD5 {md5}); replace the file")
+                raise UserError(f"{src}: checksum mismatch (expected MD5 {md5}): a mirror holds "
+                                "the upstream files unchanged; replace it, or use other files "
+                                "(a sample, your own) as dataset: idx:<dir>")
             errors.append(f"{src} missing")
             continue
         try:
@@ -50,7 +56,8 @@ def _fetch(name: str, md5: str | None, dest: Path, bases: list[str]) -> None:
             return
         except (urllib.error.URLError, OSError, RuntimeError) as err:
             errors.append(f"{base}: {err}")
-    raise UserError(f"cannot fetch {name} ({'; '.join(errors)}); {MIRROR_HINT} {name}")
+    raise UserError(f"cannot fetch {name} ({'; '.join(errors)}); {LOCAL_HINT}; or "
+                    f"{MIRROR_HINT} {name}")
 
 
 def _torchvision(name: str, dest: Path, mirror: str | None) -> None:
@@ -99,9 +106,12 @@ def _animal_faces(dest: Path, mirror: str | None) -> str:
         _kaggle(dest)
     zips = sorted(dest.glob("*.zip"))
     if not zips:
-        raise UserError(f"the Kaggle download left no zip in {dest}; try again")
-    for z in zips:
-        archive.extract(z, dest)
+        raise UserError(f"the Kaggle download of {KAGGLE_DATASET} left no zip; try again")
+    for z in zips:  # errors name the user's mirror file, or the download, not our temp copy
+        shown = (str(paths.resolve(mirror) / z.name) if mirror and "://" not in mirror
+                 else f"{mirror.rstrip('/')}/{z.name}" if mirror
+                 else f"the Kaggle download of {KAGGLE_DATASET} ({z.name})")
+        archive.extract(z, dest, shown)
         z.unlink()
     if not (dest / KAGGLE_ROOT).is_dir():
         raise UserError(f"{zips[0].name}: no '{KAGGLE_ROOT}/' folder inside; is it the Animal Faces zip?")

@@ -9,9 +9,9 @@ from dcgan.tracking.runs import (
     MlflowLogger,
     import_mlflow,
     log_folder_to_training_run,
-    log_to_training_run,
+    log_evaluation,
     tracking_uri,
 )
 
 __all__ = ["EXPERIMENT", "MlflowLogger", "import_mlflow", "log_folder_to_training_run",
-           "log_to_training_run", "tracking_uri"]
+           "log_evaluation", "tracking_uri"]

@@ -25,21 +25,14 @@ from dcgan.errors import UserError
 from dcgan.losses import LOSSES
 from dcgan.paths import resolve
 from dcgan.report import plt, save_figure, side_by_side  # report selects the Agg backend
+from dcgan.tracking.runs import score_metric
 
-# (column, metric key under eval.<row>.) in the table, lower-is-better marked in the header.
-COLUMNS = [
-    ("IS (clf) ↑", "classifier.inception_score.mean"),
-    ("FD (clf) ↓", "classifier.frechet_distance"),
-    ("KID (clf) ↓", "classifier.kid.mean"),
-    ("precision ↑", "classifier.precision"),
-    ("recall ↑", "classifier.recall"),
-    ("classes ↑", "classifier.classes_covered"),
-    ("near-copies ↓", "copies.pixels.share"),
-    ("IS (Inception) ↑", "inception.inception_score_mean"),
-    ("FID ↓", "inception.fid"),
-    ("KID (Inception) ↓", "inception.kid_mean"),
-]
-HEADLINE = "eval.generator.classifier.frechet_distance"  # a run with it was evaluated
+# (column, score) in the table (dcgan.results.ALL_SCORES), lower-is-better marked in the header.
+COLUMNS = [("IS (clf) ↑", "IS"), ("FD (clf) ↓", "FD"), ("KID (clf) ↓", "KID"),
+           ("precision ↑", "precision"), ("recall ↑", "recall"), ("classes ↑", "classes"),
+           ("near-copies ↓", "copies"), ("IS (Inception) ↑", "IS Inception"), ("FID ↓", "FID"),
+           ("KID (Inception) ↓", "KID Inception")]
+HEADLINE = score_metric("FD")  # a run with it was evaluated
 
 
 def same_data(spec: str) -> str:
@@ -121,7 +114,7 @@ def table(runs: list[Any], defaults: dict[str, Any]) -> str:
     groups: dict[tuple, list[Any]] = {}
     for run in runs:
         groups.setdefault((run.data.tags["loss"], *budget(run, defaults)), []).append(run)
-    cols = [c for c, key in COLUMNS if any(f"eval.generator.{key}" in r.data.metrics for r in runs)]
+    cols = [c for c, key in COLUMNS if any(score_metric(key) in r.data.metrics for r in runs)]
     keys = [key for c, key in COLUMNS if c in cols]
     lines = ["| loss | seeds | epochs | G steps | batch | recipe | " + " | ".join(cols) + " |",
              "|---|---|---|---|---|---|" + "---|" * len(cols)]
@@ -129,8 +122,8 @@ def table(runs: list[Any], defaults: dict[str, Any]) -> str:
     rows.append((("**real-data floor**", "", "", "", ""), runs, "floor"))
     for (name, *spent), group, row in rows:
         seeds = ",".join(sorted({r.data.params["seed"] for r in group}, key=int))
-        cells = [_cell([r.data.metrics[f"eval.{row}.{k}"] for r in group
-                        if f"eval.{row}.{k}" in r.data.metrics]) for k in keys]
+        cells = [_cell([r.data.metrics[score_metric(k, row)] for r in group
+                        if score_metric(k, row) in r.data.metrics]) for k in keys]
         lines.append(f"| {name} | {seeds} | " + " | ".join(spent) + " | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -246,8 +239,7 @@ def list_runs(args: argparse.Namespace) -> None:
              "| started |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in runs[: args.limit]:
         m = r.data.metrics
-        scores = [f"{m[k]:.4g}" if k in m else "–" for k in
-                  ("eval.generator.classifier.inception_score.mean", HEADLINE)]
+        scores = [f"{m[k]:.4g}" if k in m else "–" for k in (score_metric("IS"), HEADLINE)]
         started = dt.datetime.fromtimestamp(r.info.start_time / 1000).strftime("%Y-%m-%d %H:%M")
         lines.append(f"| {r.info.run_name} | {r.info.status.lower()} | "
                      f"{short_name(r.data.tags.get('dataset', '?'))} | {r.data.tags.get('loss', '?')} | "

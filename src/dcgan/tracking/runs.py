@@ -56,6 +56,7 @@ class MlflowLogger:
     def __init__(self, params: Params, meta: dict[str, Any]):
         self.params, self.meta = params, meta
         self.record: Path | None = None  # the run folder's RECORD, given by start()
+        self.description = ""
         self.uri = tracking_uri()
         self.error: Exception | None = None
         self.not_logged: list[str] = []
@@ -76,7 +77,7 @@ class MlflowLogger:
             self.not_logged.append(what)
 
     def start(self, record: Path, epoch: int = 0, history: Sequence[dict[str, float]] = (),
-              grids: dict[int, Path] | None = None) -> None:
+              grids: dict[int, Path] | None = None, description: str = "") -> None:
         """Open this training's run: the one it resumes, or a new one holding ``history``.
 
         Args:
@@ -85,8 +86,9 @@ class MlflowLogger:
             epoch: The epoch training resumes after (0: from scratch).
             history: Per-epoch metrics of epochs 1..``epoch`` (``{"epoch": e, name: value}``).
             grids: Epoch -> fixed-noise grid of epochs 1..``epoch``.
+            description: What the run is, in a sentence (the run page's Description).
         """
-        self.record = Path(record)
+        self.record, self.description = Path(record), description
         self._guard("the whole run (params, metrics, grids, model)",
                     lambda: self._start(epoch, history, grids or {}))
         for note in self.notes:
@@ -110,6 +112,8 @@ class MlflowLogger:
         atomic.write_json(saved, {"run_id": mlflow.active_run().info.run_id, "uri": self.uri,
                                   "epochs": p.train.epochs})
         tags = {"dataset": self.meta["dataset"], "loss": p.loss}
+        if self.description:
+            tags["mlflow.note.content"] = self.description  # the run page's Description
         if not same:
             mlflow.log_params(flatten(p))
             if old is not None and epoch:
@@ -215,7 +219,8 @@ class MlflowLogger:
         """Final metrics, the loss CSVs and the generator (``mlflow.pytorch.log_model``)."""
         if self.mlflow is None or self.was_finished:  # a finished run holds them already
             return
-        numeric = {f"final.{k}": float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
+        numeric = {f"final.{k}": float(v) for k, v in metrics.items()
+                   if isinstance(v, (int, float)) and not isinstance(v, bool)}
         self._guard("final metrics", lambda: self.mlflow.log_metrics(numeric))
         self._guard("loss CSVs", lambda: self.mlflow.log_artifacts(str(out / "plots"), "plots"))
         self._guard("the generator model", lambda: self._log_model(generator, nz))
@@ -247,7 +252,7 @@ class MlflowLogger:
         """One line on what was not logged, or None when everything was."""
         if self.error is None:
             return None
-        return (f"MLflow at {self.uri} failed ({store.cause(self.error)}); not logged: "
+        return (f"MLflow at {self.uri} failed ({store.cause(self.error, self.uri)}); not logged: "
                 f"{', '.join(self.not_logged)}; the training outputs were still written; "
                 f"{store.fix(self.uri, self.error)}")
 
@@ -259,15 +264,23 @@ def _mark_model_training(mlflow: Any, exp_id: str) -> None:
         mlflow.MlflowClient().set_experiment_tag(exp_id, key, value)
 
 
-def _numbers(tree: dict[str, Any], prefix: str = "") -> dict[str, float]:
-    """Flatten nested numeric results to ``{"a.b.c": value}`` (strings and lists dropped)."""
-    out: dict[str, float] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(_numbers(value, f"{prefix}{key}."))
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            out[f"{prefix}{key}"] = float(value)
-    return out
+# What the evaluate stage logs as metrics: every row's scores in one section ("scores/" sorts
+# first in a run's Model metrics tab; MLflow puts unprefixed metrics last), each metric's rows
+# side by side: "scores/FD" (what the run samples from), "scores/FD best", "scores/FD floor"...
+SCORE_PREFIX = "scores/"
+
+
+def score_metric(name: str, row: str = "generator") -> str:
+    """The MLflow metric of score ``name`` (``FD``, ``IS``, ...) of an evaluated ``row``."""
+    return f"{SCORE_PREFIX}{name}" + ("" if row == "generator" else f" {row}")
+
+
+def score_metrics(result: dict[str, Any]) -> dict[str, float]:
+    """Every row's scores (:data:`dcgan.results.ALL_SCORES`) as MLflow metrics."""
+    from dcgan.results import ROWS, row_scores
+
+    return {score_metric(name, row): float(value) for row in ROWS if row in result
+            for name, value in row_scores(result[row]).items()}
 
 
 def _with_training_run(train: Path, what: str, fn: Callable[[Any, str], None]) -> str | None:
@@ -283,16 +296,24 @@ def _with_training_run(train: Path, what: str, fn: Callable[[Any, str], None]) -
     try:
         fn(import_mlflow().MlflowClient(saved["uri"]), saved["run_id"])
     except Exception as err:  # any store failure
-        return (f"MLflow at {saved['uri']} failed ({store.cause(err)}); {what} not logged; "
+        return (f"MLflow at {saved['uri']} failed ({store.cause(err, saved['uri'])}); {what} not logged; "
                 f"{store.fix(saved['uri'], err)}")
     return None
 
 
-def log_to_training_run(train: Path, results: dict[str, Any], prefix: str = "eval.") -> str | None:
-    """Add nested numeric ``results`` as metrics (``eval.a.b``) to the training run."""
+def log_evaluation(train: Path, result: dict[str, Any], files: Path) -> str | None:
+    """The evaluation into the training run: the scores as metrics (:func:`score_metrics`),
+    what they were scored against as the tag ``eval.reference``, and the folder ``files``
+    (``details.json`` with every number, class histograms included, ``nearest.png``) as the
+    artifacts ``eval/``."""
     def log(client: Any, run_id: str) -> None:
-        for key, value in _numbers(results, prefix).items():
-            client.log_metric(run_id, key, value)
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        client.log_batch(run_id, metrics=[Metric(k, v, now, 0)
+                                          for k, v in score_metrics(result).items()])
+        client.set_tag(run_id, "eval.reference", result["reference"])
+        client.log_artifacts(run_id, str(files), "eval")
 
     return _with_training_run(train, "evaluation metrics", log)
 

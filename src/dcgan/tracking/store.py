@@ -66,9 +66,21 @@ def root_cause(err: BaseException) -> BaseException:
     return err
 
 
-def cause(err: BaseException) -> str:
+def _deleted(uri: str | None) -> Path | None:
+    """The sqlite file of ``uri`` when it no longer exists (deleted or moved while open)."""
+    db = sqlite_path(uri) if uri else None
+    return db if db is not None and not db.exists() else None
+
+
+def cause(err: BaseException, uri: str | None = None) -> str:
     """One line naming what really failed, e.g. ``OperationalError: attempt to write a
-    readonly database`` or ``Connection refused``, not the start of a wrapped message."""
+    readonly database`` or ``Connection refused``, not the start of a wrapped message.
+
+    A sqlite file deleted while MLflow had it open reports itself as read-only; given the
+    ``uri``, that case is named for what it is.
+    """
+    if (db := _deleted(uri)) is not None:
+        return f"{db} was deleted or moved while the run was logging to it"
     inner = root_cause(err)
     text = str(inner)
     errno_text = re.search(r"\[Errno -?\d+\] ([^'\"\)]+)", text)  # inside a requests message
@@ -82,6 +94,9 @@ def cause(err: BaseException) -> str:
 def fix(uri: str, err: BaseException) -> str:
     """What the user can do about a failed store."""
     db, text = sqlite_path(uri), str(root_cause(err)).lower()
+    if _deleted(uri) is not None:
+        return (f"rerun to log to a new {db.name} (this training's MLflow run went with the "
+                "old file)")
     if db is not None and ("readonly" in text or "read-only" in text or "permission" in text):
         return f"make {db} and its folder writable, or set MLFLOW_TRACKING_URI to another store"
     if uri.startswith(("http://", "https://")):

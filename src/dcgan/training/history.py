@@ -11,7 +11,9 @@ import torch
 
 from dcgan import atomic
 
-COLUMNS = ("d_loss", "g_loss", "d_real", "d_fake")  # d_real/d_fake: D(x) and D(G(z))
+# d_real/d_fake: D(x) and D(G(z)); g_spread: how different G's samples in a batch are (the
+# per-pixel standard deviation over the batch, averaged): 0 when G draws one image
+COLUMNS = ("d_loss", "g_loss", "d_real", "d_fake", "g_spread")
 
 
 class History:

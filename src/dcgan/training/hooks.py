@@ -162,6 +162,18 @@ class Checkpoint(Hook):
         workdir.save(self.folder, run.state_dict())
 
 
+class LogEpochs(Hook):
+    """Each epoch's numbers and grid to a tracker (``log_epoch(epoch, metrics, grid)``, e.g.
+    ``dcgan.tracking.MlflowLogger``); put it last, so that it sees every hook's metrics."""
+
+    def __init__(self, tracker: Any):
+        self.tracker = tracker
+
+    def after_epoch(self, run: Run, end: EpochEnd) -> None:
+        numbers = {k: v for k, v in end.metrics.items() if k != "epoch"}
+        self.tracker.log_epoch(end.epoch, numbers, end.images.get("fixed_noise_grid"))
+
+
 def standard(folder: RunFolder, *extra: Hook) -> list[Hook]:
     """The grid, then ``extra`` (scores, ...), then the checkpoint that saves their state."""
     return [FixedNoiseGrid(folder), *extra, Checkpoint(folder)]

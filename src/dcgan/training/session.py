@@ -11,6 +11,7 @@ weights, when the EMA is on), ``discriminator.pt``, the hooks' files and the los
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -24,7 +25,7 @@ from dcgan.errors import UserError
 from dcgan.training import workdir
 from dcgan.training.divergence import Diverged
 from dcgan.training.history import COLUMNS
-from dcgan.training.hooks import EpochEnd, Hook, Run, standard
+from dcgan.training.hooks import Hook, LogEpochs, standard
 from dcgan.training.identity import run_id
 from dcgan.training.loop import Trainer
 from dcgan.training.workdir import RunFolder
@@ -32,17 +33,6 @@ from dcgan.training.workdir import RunFolder
 
 class TrainingDiverged(UserError):
     """Training left the rails (:mod:`.divergence`); the last good checkpoint is kept."""
-
-
-class _LogEpochs(Hook):
-    """Each epoch's numbers and grid to the tracker; last, so it sees every hook's metrics."""
-
-    def __init__(self, tracker: Any):
-        self.tracker = tracker
-
-    def after_epoch(self, run: Run, end: EpochEnd) -> None:
-        numbers = {k: v for k, v in end.metrics.items() if k != "epoch"}
-        self.tracker.log_epoch(end.epoch, numbers, end.images.get("fixed_noise_grid"))
 
 
 class Session:
@@ -69,7 +59,7 @@ class Session:
         distributed.init(self.world, resolve_device(params.train.device, self.world))
         self.folder, saved = self._open(Path(root) / self.run_id)
         extra = hooks(self.folder) if callable(hooks) else list(hooks)
-        logger = [_LogEpochs(tracker)] if tracker is not None else []
+        logger = [LogEpochs(tracker)] if tracker is not None else []
         images, _ = load_split(prepared, "train")
         self.trainer = Trainer(params, images, self.loss, self.world,
                                [*standard(self.folder, *extra), *logger])
@@ -132,13 +122,22 @@ class Session:
         if self.tracker is not None:
             done = range(1, t.epoch + 1)  # what a resumed run's MLflow run may lack
             self.tracker.start(self.folder.mlflow_record, t.epoch, t.history.epochs,
-                               {e: self.folder.grid(e) for e in done if self.folder.grid(e).is_file()})
+                               {e: self.folder.grid(e) for e in done if self.folder.grid(e).is_file()},
+                               self.describe())
         try:
             t.run()
         except Diverged as err:
             p = self.params.train
             raise TrainingDiverged(f"{err}; {self.kept()}; lower train.lr_g and train.lr_d (now "
                                    f"{p.lr_g:g}, {p.lr_d:g}) or try another loss") from None
+
+    def describe(self) -> str:
+        """What this run is, in one sentence (the MLflow run's description)."""
+        t, p = self.trainer, self.params
+        return (f"{p.loss} on {self.meta['dataset']}: {p.train.epochs} epochs = "
+                f"{t.iters * p.train.epochs:,} G steps at batch {t.batch_size} ({t.d_steps} D "
+                f"step(s) each); grids, scores and the logged model are "
+                + ("the EMA of G's weights" if t.ema is not None else "G's own weights"))
 
     def kept(self) -> str:
         """Where the run can resume from, in words (for error lines)."""
@@ -184,6 +183,7 @@ class Session:
         result = {**{k: last[k] for k in COLUMNS}, "epochs": t.epoch,
                   "iterations": len(t.history.rows), "batch_size": t.batch_size,
                   "d_steps": t.d_steps, "run": self.run_id,
+                  "exp": os.environ.get("DVC_EXP_NAME") or "workspace",
                   "wall_time_s": round(t.wall_time, 3),
                   "images_per_second": round(t.history.images_per_second(), 1),
                   "device": str(t.device), "dtype": "bf16" if t.amp else "fp32",

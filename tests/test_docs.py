@@ -1,0 +1,103 @@
+"""Every command in README.md and docs/ is checked: the walkthrough runs the ones that can run
+here (docs/walkthrough.py, in CI), and this test checks every one of them statically, the
+ones it cannot run included: each `dvc` command parses with DVC's own parser and its `-S`
+params validate, each `dcgan` command parses, each script exists, each Python block compiles,
+and a block that is not run says why."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+
+import pytest
+import yaml
+
+from conftest import REPO
+
+sys.path.insert(0, str(REPO / "docs"))
+from commands import PAGES, all_blocks  # noqa: E402
+
+BLOCKS = [b for b in all_blocks() if b.language in ("bash", "python")]
+COMMANDS = [(b, c) for b in BLOCKS if b.language == "bash" for c in b.commands()]
+EXTERNAL = {"python3", "pip", "git", "mlflow", "torchrun", "for", "cat", "pytest"}
+
+
+def _id(item) -> str:
+    block, command = item
+    return f"{block.page}:{block.line}:{command[:40]}"
+
+
+def _argv(command: str) -> list[str]:
+    """The first command of a line (before ``&&``, ``|`` or a ``#`` comment), as argv."""
+    words = shlex.split(command, comments=True)
+    for i, word in enumerate(words):
+        if word in ("&&", "||", "|", ";"):
+            return words[:i]
+    return words
+
+
+def _params_overrides(sets: list[str]) -> list[dict]:
+    """Every experiment the ``-S`` values describe (a comma is a sweep: one per value)."""
+    grid = [{}]
+    for item in sets:
+        key, _, value = item.partition("=")
+        values = value.split(",") if "," in value and not value.startswith("'") else [value]
+        grid = [{**g, key: yaml.safe_load(v)} for g in grid for v in values]
+    return grid
+
+
+def _parses(parse, argv: list[str]):
+    """``parse(argv)``; ``--help`` exits 0, which counts as parsing."""
+    try:
+        return parse(argv)
+    except SystemExit as done:
+        assert done.code == 0 and "--help" in argv, f"{argv}: exit {done.code}"
+        return None
+
+
+@pytest.mark.parametrize("item", COMMANDS, ids=[_id(i) for i in COMMANDS])
+def test_every_command_is_known_and_parses(item):
+    block, command = item
+    argv = _argv(command)
+    assert argv, command
+    assert "<" not in command or block.skip, f"{command}: a placeholder in a command that runs"
+    if argv[0] == "dvc":
+        from dvc.cli.parser import get_main_parser
+
+        from dcgan.config import load_params
+
+        args = _parses(get_main_parser().parse_args, argv[1:])
+        for overrides in _params_overrides(getattr(args, "set_param", None) or []):
+            load_params(REPO / "params.yaml", overrides)  # raises ConfigError on a bad key/value
+    elif argv[0] == "dcgan":
+        from dcgan.cli import parser
+
+        _parses(parser().parse_args, argv[1:])
+    elif argv[0] == "python":
+        assert (REPO / argv[1]).is_file(), f"{command}: no {argv[1]}"
+    elif argv[0].startswith("OMP_NUM_THREADS="):
+        assert argv[1] == "dvc", command
+    else:
+        assert argv[0] in EXTERNAL, f"{command}: not a command the docs check knows"
+
+
+@pytest.mark.parametrize("block", [b for b in BLOCKS if b.language == "python"],
+                         ids=lambda b: f"{b.page}:{b.line}")
+def test_every_python_block_compiles(block):
+    compile(block.text, f"{block.page}:{block.line}", "exec")
+
+
+def test_every_page_is_linked_from_the_readme_and_has_no_placeholder():
+    readme = (REPO / "README.md").read_text()
+    for page in PAGES[1:]:
+        assert f"]({page})" in readme, f"README does not link {page}"
+    for page in PAGES:
+        text = (REPO / page).read_text()
+        assert "QUICK_RUN" not in text and "QUICK_EPOCHS" not in text, page
+    assert len(readme.splitlines()) <= 150
+
+
+def test_a_block_not_run_says_why_and_most_blocks_run():
+    skipped = [b for b in BLOCKS if b.skip]
+    assert all(len(b.skip) > 10 for b in skipped)
+    assert len(skipped) < len(BLOCKS) / 2
