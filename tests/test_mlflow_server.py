@@ -66,6 +66,6 @@ def test_training_logs_to_a_tracking_server(tmp_path, server):
     with urllib.request.urlopen(request, timeout=10) as response:
         (run,) = json.loads(response.read())["runs"]
     metrics = {m["key"]: m["value"] for m in run["data"]["metrics"]}
-    assert run["info"]["status"] == "FINISHED" and "g_loss" in metrics and "final.d_loss" in metrics
+    assert run["info"]["status"] == "FINISHED" and "g_loss" in metrics and "final.iterations" in metrics
     files = _get(f"{api}/artifacts/list?run_id={run['info']['run_id']}&path=plots")["files"]
     assert {f["path"] for f in files} == {"plots/loss_epochs.csv", "plots/loss_iterations.csv"}

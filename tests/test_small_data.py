@@ -128,9 +128,9 @@ def test_flat_folder_trains_evaluates_and_reports(tmp_path):
         ("train", ["--data", d / "prepared", "--classifier", d / "clf.pt", "--workdir", d / "ckpt",
                    "--out", d / "train", "--metrics", d / "train.json"]),
         ("evaluate", ["--data", d / "prepared", "--classifier", d / "clf.pt", "--train", d / "train",
-                      "--metrics", d / "eval", "--details", d / "eval.json"]),
+                      "--metrics", d / "metrics_eval", "--out", d / "eval"]),
         ("report", ["--data", d / "prepared", "--train", d / "train", "--train-metrics",
-                    d / "train.json", "--eval", d / "eval.json", "--out", d / "report"]),
+                    d / "train.json", "--eval", d / "eval", "--out", d / "report"]),
     ]
     said = {}
     for stage, argv in stages:
@@ -141,7 +141,7 @@ def test_flat_folder_trains_evaluates_and_reports(tmp_path):
         said[stage] = proc.stdout
     assert ("train: 24 training images, fewer than train.batch_size 32 x 2 D steps: each epoch "
             "is 2 batches of 12") in said["train"]
-    scores = json.loads((d / "eval.json").read_text())
+    scores = json.loads((d / "eval/details.json").read_text())
     assert "no labels" in scores["notes"][0]
     for row in ("generator", "floor", "noise", "best"):
         clf = scores[row]["classifier"]

@@ -25,7 +25,7 @@ from dcgan.errors import UserError
 from dcgan.losses import LOSSES
 from dcgan.paths import resolve
 from dcgan.report import plt, save_figure, side_by_side  # report selects the Agg backend
-from dcgan.tracking.runs import score_metric
+from dcgan.tracking.attach import score_metric
 
 # (column, score) in the table (dcgan.results.ALL_SCORES), lower-is-better marked in the header.
 COLUMNS = [("IS (clf) ↑", "IS"), ("FD (clf) ↓", "FD"), ("KID (clf) ↓", "KID"),

@@ -9,6 +9,7 @@ DVC params. If the store fails, training goes on and one line says what was not 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -26,6 +27,9 @@ EXPERIMENT = "dcgan"
 # this value selects the model-training view (runs, metrics, logged models). Key and value as
 # in MLflow's own UI code (ExperimentKind.CUSTOM_MODEL_DEVELOPMENT).
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
+# The run's budget and cost, once at the end (the losses are per epoch already)
+FINAL = ("iterations", "epochs", "batch_size", "d_steps", "wall_time_s", "images_per_second",
+         "best_epoch")
 RECORD = "mlflow_run.json"  # in a run folder and the train stage's outputs: which MLflow run
 DVC_TAGS = {"DVC_EXP_NAME": "dvc.exp_name", "DVC_EXP_BASELINE_REV": "dvc.baseline_rev",
             "DVC_STAGE": "dvc.stage"}
@@ -219,8 +223,7 @@ class MlflowLogger:
         """Final metrics, the loss CSVs and the generator (``mlflow.pytorch.log_model``)."""
         if self.mlflow is None or self.was_finished:  # a finished run holds them already
             return
-        numeric = {f"final.{k}": float(v) for k, v in metrics.items()
-                   if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        numeric = {f"final.{k}": float(metrics[k]) for k in FINAL if k in metrics}
         self._guard("final metrics", lambda: self.mlflow.log_metrics(numeric))
         self._guard("loss CSVs", lambda: self.mlflow.log_artifacts(str(out / "plots"), "plots"))
         self._guard("the generator model", lambda: self._log_model(generator, nz))
@@ -244,9 +247,15 @@ class MlflowLogger:
                 pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"])
 
     def end(self, status: str = "FINISHED") -> None:
-        """Close the run (``FAILED`` when training raised)."""
-        if self.mlflow is not None:
+        """Close the run (``FAILED`` when training raised). After a store failure the run is
+        still left in this process (MLflow would refuse the next one), as far as it can be."""
+        if self.mlflow is None:
+            return
+        if self.error is None:
             self._guard("run status", lambda: self.mlflow.end_run(status=status))
+        else:
+            with contextlib.suppress(Exception):  # forgets the run, then fails to reach the store
+                self.mlflow.end_run(status=status)
 
     def problem(self) -> str | None:
         """One line on what was not logged, or None when everything was."""
@@ -262,63 +271,3 @@ def _mark_model_training(mlflow: Any, exp_id: str) -> None:
     key, value = EXPERIMENT_KIND
     if key not in mlflow.get_experiment(exp_id).tags:  # never overrule a user's choice
         mlflow.MlflowClient().set_experiment_tag(exp_id, key, value)
-
-
-# What the evaluate stage logs as metrics: every row's scores in one section ("scores/" sorts
-# first in a run's Model metrics tab; MLflow puts unprefixed metrics last), each metric's rows
-# side by side: "scores/FD" (what the run samples from), "scores/FD best", "scores/FD floor"...
-SCORE_PREFIX = "scores/"
-
-
-def score_metric(name: str, row: str = "generator") -> str:
-    """The MLflow metric of score ``name`` (``FD``, ``IS``, ...) of an evaluated ``row``."""
-    return f"{SCORE_PREFIX}{name}" + ("" if row == "generator" else f" {row}")
-
-
-def score_metrics(result: dict[str, Any]) -> dict[str, float]:
-    """Every row's scores (:data:`dcgan.results.ALL_SCORES`) as MLflow metrics."""
-    from dcgan.results import ROWS, row_scores
-
-    return {score_metric(name, row): float(value) for row in ROWS if row in result
-            for name, value in row_scores(result[row]).items()}
-
-
-def _with_training_run(train: Path, what: str, fn: Callable[[Any, str], None]) -> str | None:
-    """Call ``fn(client, run_id)`` on the MLflow run the train stage recorded in its outputs
-    ``train`` (:data:`RECORD`).
-
-    Returns None on success, else one line saying what was not logged (never raises).
-    """
-    run_file = Path(train) / RECORD
-    if not run_file.is_file():
-        return f"{run_file} missing: {what} not logged to MLflow"
-    saved = json.loads(run_file.read_text())
-    try:
-        fn(import_mlflow().MlflowClient(saved["uri"]), saved["run_id"])
-    except Exception as err:  # any store failure
-        return (f"MLflow at {saved['uri']} failed ({store.cause(err, saved['uri'])}); {what} not logged; "
-                f"{store.fix(saved['uri'], err)}")
-    return None
-
-
-def log_evaluation(train: Path, result: dict[str, Any], files: Path) -> str | None:
-    """The evaluation into the training run: the scores as metrics (:func:`score_metrics`),
-    what they were scored against as the tag ``eval.reference``, and the folder ``files``
-    (``details.json`` with every number, class histograms included, ``nearest.png``) as the
-    artifacts ``eval/``."""
-    def log(client: Any, run_id: str) -> None:
-        from mlflow.entities import Metric
-
-        now = int(time.time() * 1000)
-        client.log_batch(run_id, metrics=[Metric(k, v, now, 0)
-                                          for k, v in score_metrics(result).items()])
-        client.set_tag(run_id, "eval.reference", result["reference"])
-        client.log_artifacts(run_id, str(files), "eval")
-
-    return _with_training_run(train, "evaluation metrics", log)
-
-
-def log_folder_to_training_run(train: Path, folder: Path, artifact_path: str) -> str | None:
-    """Upload ``folder`` as artifacts under ``artifact_path`` of the training run."""
-    return _with_training_run(train, f"{artifact_path} artifacts", lambda client, run_id:
-                              client.log_artifacts(run_id, str(folder), artifact_path))
