@@ -130,6 +130,10 @@ RECIPES = {  # name -> params overrides on top of params.yaml
     "dsteps2": {"train.d_steps": 2},
     "betas0-0.9-lr2e-4": {"train.lr_g": 0.0002, "train.lr_d": 0.0002, "train.beta2": 0.9},
     "r1-0.3": {"train.r1": 0.3},
+    "r1-3": {"train.r1": 3.0},
+    "ngf32": {"model.ngf": 32},  # a G a quarter the cost: more G steps in the quick run's time
+    "augment-t": {"train.augment": "translation"},  # small data: D sees shifted images
+    "augment-tc": {"train.augment": "translation,cutout"},
 }
 TINY = {"model.ngf": 8, "model.ndf": 8, "model.nz": 16, "classifier.width": 4,
         "classifier.min_steps": 0, "classifier.epochs": 1}

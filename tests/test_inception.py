@@ -111,6 +111,7 @@ def test_rgb_keeps_channels_and_rejects_other_shapes():
         to_uint8_rgb(torch.zeros(3, 4, 4))
 
 
+@pytest.mark.slow  # 3-10 s each: InceptionV3 (random weights) on CPU
 def test_gray_metrics_are_finite_and_sane(gray):
     assert set(gray) == KEYS
     assert all(math.isfinite(v) for v in gray.values()), gray
@@ -118,6 +119,7 @@ def test_gray_metrics_are_finite_and_sane(gray):
     assert gray["fid"] > 1e-3  # noise against discs
 
 
+@pytest.mark.slow  # 3-10 s each: InceptionV3 (random weights) on CPU
 def test_fid_of_a_set_against_itself_is_zero(weights):
     images = blobs(10, 3, 32, seed=3) * 0.5 + noise(10, 3, 32, seed=4) * 0.5
     result = inception_metrics(images, images.clone(), weights_path=weights, kid_subset_size=5, seed=7)
@@ -192,6 +194,7 @@ def test_corrupt_cached_weights_say_delete(empty_torch_home):
     assert str(cached) in str(info.value)
 
 
+@pytest.mark.slow  # 3-10 s each: InceptionV3 (random weights) on CPU
 def test_default_weights_come_from_torch_hub_cache(empty_torch_home, weights):
     cached = default_weights_path()
     cached.parent.mkdir(parents=True)
@@ -200,6 +203,7 @@ def test_default_weights_come_from_torch_hub_cache(empty_torch_home, weights):
     assert set(result) == KEYS and all(math.isfinite(v) for v in result.values()), result
 
 
+@pytest.mark.slow  # 3-10 s each: InceptionV3 (random weights) on CPU
 def test_every_generated_set_gets_an_inception_row(weights):
     """The EMA the grids show is scored by InceptionV3 like G's own weights, against the same
     reference; the reference is never scored against itself."""

@@ -100,6 +100,7 @@ def test_an_unknown_mlflow_uri_is_one_line(tmp_path, mlflow_store):
         load_generator("runs:/0123abcd/generator")
 
 
+@pytest.mark.slow  # the installed `dcgan` in a process of its own: ~5 s of imports
 def test_command_line_error_is_one_line(tmp_path):
     command = Path(sys.executable).parent / "dcgan"  # the installed console script
     proc = subprocess.run([str(command), "sample", str(tmp_path / "no.pt")],
