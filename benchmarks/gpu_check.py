@@ -131,8 +131,9 @@ def run_section(name: str, cfg_path: Path, budget: float, tmp: Path, env: dict) 
 def run_tests(budget: float, tmp: Path, env: dict) -> dict:
     """``pytest -m cuda`` over tests/: counts, failures and skip reasons from its JUnit XML."""
     xml = tmp / "cuda-tests.xml"
-    rc, seconds, tail = _run([sys.executable, "-m", "pytest", "-m", "cuda", "-q", "-rfEs",
-                              "-p", "no:cacheprovider", f"--junitxml={xml}", str(REPO / "tests")],
+    # addopts emptied: pyproject's `-n auto` needs pytest-xdist, which the GPU image lacks
+    rc, seconds, tail = _run([sys.executable, "-m", "pytest", "-o", "addopts=", "-m", "cuda",
+                              "-q", "-rfEs", "--strict-markers", "-p", "no:cacheprovider", f"--junitxml={xml}", str(REPO / "tests")],
                              budget, tmp / "cuda-tests.log", env)
     if rc is None or not xml.is_file():
         why = "killed at its time budget" if rc is None else f"exited with code {rc}: {tail}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import signal
 import subprocess
 import struct
@@ -12,10 +13,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # One thread per worker (and per stage it starts): with a worker per core, torch's default
+    # of a thread per core oversubscribes them, and OpenMP's spinning threads then run 5-10x
+    # slower than one thread each.
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
 
 
 def write_idx(path: Path, array: np.ndarray, gz: bool | None = None) -> Path:

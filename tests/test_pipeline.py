@@ -112,16 +112,31 @@ def test_data_stages_repro_cache_and_run_cache(tmp_path):
     assert yaml.safe_load((repo / "data/prepared/meta.json").read_text()) == meta
 
 
-@pytest.mark.slow
-def test_full_pipeline_then_exp_run_with_other_loss(tmp_path, monkeypatch):
-    """`dvc repro` runs every stage; `dvc exp run -S loss=mse` reruns only train and evaluate."""
-    monkeypatch.delenv("MLFLOW_TRACKING_URI")  # the default store: mlflow.db at the repo root
-    repo = copy_repo(tmp_path / "repo")
-    idx_dir = make_idx_dir(tmp_path / "idx", n=48, test=32)
+@pytest.fixture(scope="module")
+def reproduced(tmp_path_factory) -> tuple[Path, Path, str]:
+    """A temp git repo after one tiny `dvc repro` (7 stages, ~40 s): (repo, its IDX source,
+    dvc's output). Tests work on copies of it (:func:`_copy_of`)."""
+    tmp = tmp_path_factory.mktemp("reproduced")
+    repo = copy_repo(tmp / "repo")
+    idx_dir = make_idx_dir(tmp / "idx", n=48, test=32)
     write_params(repo, {**TINY, "train.epochs": 1, "train.eval_every": 1,
                         "train.eval_samples": 1000, "dataset": f"idx:{idx_dir}"})
     _run(["git", "commit", "-qam", "tiny params"], repo)
-    out = dvc(repo, "repro")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)  # the default: mlflow.db in the repo
+        return repo, idx_dir, dvc(repo, "repro")
+
+
+def _copy_of(reproduced: tuple[Path, Path, str], dest: Path) -> Path:
+    shutil.copytree(reproduced[0], dest, symlinks=True)
+    return dest
+
+
+@pytest.mark.slow
+def test_full_pipeline_then_exp_run_with_other_loss(tmp_path, monkeypatch, reproduced):
+    """`dvc repro` runs every stage; `dvc exp run -S loss=mse` reruns only train and evaluate."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")  # the default store: mlflow.db at the repo root
+    repo, idx_dir, out = _copy_of(reproduced, tmp_path / "repo"), reproduced[1], reproduced[2]
     for stage in ("validate", "download", "preprocess", "classifier", "train", "evaluate", "report"):
         assert f"Running stage '{stage}'" in out
     with Image.open(repo / "data/report/progress.gif") as gif:
@@ -165,14 +180,10 @@ def _outputs(repo: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.slow
-def test_a_rejected_param_leaves_every_earlier_output_as_it_was(tmp_path):
+def test_a_rejected_param_leaves_every_earlier_output_as_it_was(tmp_path, reproduced):
     """DVC clears a stage's outputs right before running it: validation inside the train
     stage came too late. The validate stage runs first, so nothing is cleared."""
-    repo = copy_repo(tmp_path / "repo")
-    idx_dir = make_idx_dir(tmp_path / "idx", n=48, test=32)
-    write_params(repo, {**TINY, "train.epochs": 1, "dataset": f"idx:{idx_dir}"})
-    _run(["git", "commit", "-qam", "tiny params"], repo)
-    dvc(repo, "repro")
+    repo = _copy_of(reproduced, tmp_path / "repo")
     before = _outputs(repo)
     assert "data/train/generator.pt" in before and "metrics/train.json" in before
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")

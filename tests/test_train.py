@@ -129,7 +129,10 @@ def test_compiled_training_follows_eager(tmp_path, prepared):
         session.run()
         runs[mode] = torch.cat([p.detach().flatten() for p in G.parameters()]) - init
     assert runs["eager"].norm() > 0
-    assert torch.nn.functional.cosine_similarity(runs["eager"], runs["default"], dim=0) > 0.99
+    # Not bit-equal: inductor fuses and reorders float sums, and Adam's normalised steps turn
+    # the last-bit differences of near-zero gradients into visible ones (0.983 measured with
+    # one thread, over 0.99 with two); a different model would be near 0.
+    assert torch.nn.functional.cosine_similarity(runs["eager"], runs["default"], dim=0) > 0.95
 
 
 def _weights(session):
