@@ -25,7 +25,7 @@ from pathlib import Path
 
 from commands import REPO, all_blocks
 
-TIMEOUT_S = 1800  # one command; the longest, a quick run, takes ~5 minutes on 2 CPU cores
+TIMEOUT_S = 1800  # one command; the longest, a quick run, took 10 minutes on 2 CPU cores
 
 
 def _clone(into: Path) -> Path:
