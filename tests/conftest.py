@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import atexit
 import gzip
 import os
+import shutil
 import signal
 import subprocess
 import struct
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -18,6 +21,21 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def _committed_params() -> Path:
+    """params.yaml as committed at HEAD, which the tests assume: every `dvc exp run` leaves
+    its values in the workspace's copy. The workspace's file outside a git checkout."""
+    shown = subprocess.run(["git", "show", "HEAD:params.yaml"], cwd=REPO, capture_output=True)
+    if shown.returncode:
+        return REPO / "params.yaml"
+    path = Path(tempfile.mkdtemp(prefix="dcgan-tests-")) / "params.yaml"
+    path.write_bytes(shown.stdout)
+    atexit.register(shutil.rmtree, path.parent, ignore_errors=True)
+    return path
+
+
+PARAMS = _committed_params()
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # One thread per worker (and per stage it starts): with a worker per core, torch's default
@@ -95,7 +113,7 @@ def write_params(folder: Path, overrides: dict) -> Path:
     """The repo's params.yaml with dotted ``overrides``, written to ``folder/params.yaml``."""
     import yaml
 
-    data = yaml.safe_load((REPO / "params.yaml").read_text())
+    data = yaml.safe_load(PARAMS.read_text())
     for dotted, value in overrides.items():
         *parents, leaf = dotted.split(".")
         node = data

@@ -8,7 +8,7 @@ import torch
 from dcgan.augment import augment, parse
 from dcgan.config import load_params
 from dcgan.training import Session
-from conftest import REPO, TINY, make_prepared
+from conftest import PARAMS, REPO, TINY, make_prepared
 
 
 def _fixed(values):
@@ -51,11 +51,11 @@ def test_augmented_training_is_seeded_and_resumes_exactly(tmp_path):
     extra = {**TINY, "train.augment": "translation,cutout"}
     runs = {}
     for name, epochs in (("a", 2), ("b", 1), ("b", 2)):
-        session = Session(load_params(REPO / "params.yaml", {**extra, "train.epochs": epochs}),
+        session = Session(load_params(PARAMS, {**extra, "train.epochs": epochs}),
                           prepared, tmp_path / name)
         session.run()
         runs[name] = session.trainer.G.state_dict()
     assert all(torch.equal(runs["a"][k], runs["b"][k]) for k in runs["a"])
-    plain = Session(load_params(REPO / "params.yaml", TINY), prepared, tmp_path / "plain")
+    plain = Session(load_params(PARAMS, TINY), prepared, tmp_path / "plain")
     plain.run()
     assert not torch.equal(plain.trainer.G.state_dict()["main.0.weight"], runs["a"]["main.0.weight"])

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, write_params
+from conftest import PARAMS, REPO, write_params
 
 DCGAN = str(Path(sys.executable).parent / "dcgan")  # the installed console script
 
@@ -22,7 +22,7 @@ def _run(client, exp_id, loss, seed, fd, dataset="idx:/data", epochs=30, **param
     from dcgan.config import flatten, load_params
 
     run = client.create_run(exp_id, tags={"loss": loss, "dataset": dataset})
-    for key, value in {**flatten(load_params(REPO / "params.yaml")), "seed": seed,
+    for key, value in {**flatten(load_params(PARAMS)), "seed": seed,
                        "train.epochs": epochs, "train.batch_size": 64, **params}.items():
         client.log_param(run.info.run_id, key, str(value))
     for key, value in {"final.iterations": 39 * epochs,
@@ -42,7 +42,7 @@ def test_compare_table_groups_seeds_and_adds_the_floor(tmp_path):
     _run(client, exp_id, "hinge", 0, 1.0, dataset="mnist")  # another data set: left out
     out = tmp_path / "report"
     proc = subprocess.run([DCGAN, "compare", "--params",
-                           str(REPO / "params.yaml"), "--dataset", "idx:/data", "--out", str(out)],
+                           str(PARAMS), "--dataset", "idx:/data", "--out", str(out)],
                           env=dict(os.environ, MLFLOW_TRACKING_URI=uri), capture_output=True,
                           text=True, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -60,7 +60,7 @@ def test_compare_table_groups_seeds_and_adds_the_floor(tmp_path):
 
 def test_compare_without_runs_is_one_clear_line(tmp_path):
     proc = subprocess.run([DCGAN, "compare", "--params",
-                           str(REPO / "params.yaml"), "--out", str(tmp_path / "r")],
+                           str(PARAMS), "--out", str(tmp_path / "r")],
                           env=dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'x.db'}"),
                           capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 2
@@ -105,7 +105,7 @@ def test_runs_of_other_budgets_and_recipes_get_rows_of_their_own_and_a_flag(tmp_
     _run(client, exp_id, "bce", 0, 50.0, epochs=5, **{"train.lr_g": 0.0002, "train.ema": "none"})
     env = dict(os.environ, MLFLOW_TRACKING_URI=uri)
     proc = subprocess.run([DCGAN, "compare", "--dataset", "idx:/data", "--out", str(tmp_path / "r"),
-                           "--params", str(REPO / "params.yaml")],
+                           "--params", str(PARAMS)],
                           env=env, capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     text = (tmp_path / "r/compare.md").read_text()
@@ -113,7 +113,7 @@ def test_runs_of_other_budgets_and_recipes_get_rows_of_their_own_and_a_flag(tmp_
     assert "| bce | 0 | 3 | 117 | 64 | default | 5 | 90 |" in text
     assert "| bce | 0 | 5 | 195 | 64 | lr_g=0.0002 ema=none | 5 | 50 |" in text
     assert "**Mixed budgets** (117, 195, 1170 G steps)" in text
-    listed = subprocess.run([DCGAN, "runs", "--params", str(REPO / "params.yaml")], env=env,
+    listed = subprocess.run([DCGAN, "runs", "--params", str(PARAMS)], env=env,
                             capture_output=True, text=True, cwd=tmp_path)
     assert listed.returncode == 0, listed.stderr
     rows = [line for line in listed.stdout.splitlines() if line.startswith("| ") and "bce" in line]

@@ -9,9 +9,8 @@ import pytest
 import yaml
 
 from dcgan.config import ConfigError, flatten, load_params
-from conftest import REPO
+from conftest import PARAMS, REPO
 
-PARAMS = REPO / "params.yaml"
 
 
 def test_repo_params_load():

@@ -16,7 +16,7 @@ from dcgan.training.batches import EpochData
 from dcgan.config import load_params
 from dcgan.distributed import World
 from dcgan.training import Session, Trainer
-from conftest import REPO, TINY, make_prepared
+from conftest import PARAMS, REPO, TINY, make_prepared
 
 pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")]
@@ -41,7 +41,7 @@ def _cosine(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def _one_iteration(prepared, workdir, **extra) -> tuple[Trainer, torch.Tensor, dict]:
     """One training iteration; its stats, the gradients it left and the weights' change."""
-    trainer = Session(load_params(REPO / "params.yaml", {**CUDA, **extra}), prepared,
+    trainer = Session(load_params(PARAMS, {**CUDA, **extra}), prepared,
                       workdir).trainer
     before = _flat(trainer.G.parameters()), _flat(trainer.D.parameters())
     stats = trainer.train_epoch()
@@ -123,11 +123,11 @@ def test_run_resumes_from_a_cuda_checkpoint(tmp_path, prepared, monkeypatch):
     stopped after epoch 1 and resumed ends where an uninterrupted run ends."""
     monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
     two = {"train.epochs": 2, "train.batch_size": 16}
-    whole = Session(load_params(REPO / "params.yaml", {**CUDA, **two}), prepared, tmp_path / "a")
+    whole = Session(load_params(PARAMS, {**CUDA, **two}), prepared, tmp_path / "a")
     whole.run()
-    Session(load_params(REPO / "params.yaml", {**CUDA, **two, "train.epochs": 1}), prepared,
+    Session(load_params(PARAMS, {**CUDA, **two, "train.epochs": 1}), prepared,
             tmp_path / "b").run()
-    resumed = Session(load_params(REPO / "params.yaml", {**CUDA, **two}), prepared, tmp_path / "b")
+    resumed = Session(load_params(PARAMS, {**CUDA, **two}), prepared, tmp_path / "b")
     assert resumed.resumed is True
     resumed.run()
     assert resumed.trainer.epoch == 2 and resumed.trainer.rng.device.type == "cuda"

@@ -20,7 +20,7 @@ from dcgan.config import PAPER, load_params
 from dcgan.distributed import World
 from dcgan.training.batches import shard_order
 from dcgan.training import Session
-from conftest import REPO, TINY, make_prepared, stage_cmd, write_params
+from conftest import PARAMS, REPO, TINY, make_prepared, stage_cmd, write_params
 
 # The paper's recipe (lr 2e-4, its network and Adam): the update-direction comparisons below
 # were calibrated there. A 5x larger step, or two more batch-normed blocks per network (cosine
@@ -89,7 +89,7 @@ def test_two_processes_write_one_run_that_matches_one_process(two_proc, prepared
     # One process with the whole batch sees the same batches and noise; only batch norm
     # differs (per-process statistics over 16 images instead of 32), so the weight updates
     # point the same way. Another seed's update is unrelated (cosine ~0).
-    single = Session(load_params(REPO / "params.yaml", {**TWO, "train.nproc": 1}), prepared,
+    single = Session(load_params(PARAMS, {**TWO, "train.nproc": 1}), prepared,
                      tmp_path / "w")
     init = {k: v.clone() for k, v in single.trainer.G.state_dict().items()}
     single.run()
@@ -151,7 +151,7 @@ def test_a_run_resumes_on_another_number_of_processes(two_proc, prepared, tmp_pa
     (work / next((two_proc / "work").iterdir()).name).mkdir(parents=True)
     src = next((two_proc / "work").iterdir()) / "last.pt"
     (work / src.parent.name / "last.pt").write_bytes(src.read_bytes())
-    single = Session(load_params(REPO / "params.yaml", {**TWO, "train.nproc": 1,
+    single = Session(load_params(PARAMS, {**TWO, "train.nproc": 1,
                                                          "train.epochs": 3}), prepared, work)
     assert single.resumed is True
     single.run()
@@ -184,7 +184,7 @@ def test_sync_bn_on_two_gpus_matches_one_gpu(tmp_path, prepared):
            "train.epochs": 1}
     done = _train(tmp_path / "two", prepared, gpu)
     assert done.returncode == 0, done.stderr[-2000:]
-    single = Session(load_params(REPO / "params.yaml", {**gpu, "train.nproc": 1}), prepared,
+    single = Session(load_params(PARAMS, {**gpu, "train.nproc": 1}), prepared,
                      tmp_path / "w")
     init = {k: v.detach().cpu().clone() for k, v in single.trainer.G.state_dict().items()}
     single.run()

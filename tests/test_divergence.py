@@ -8,7 +8,7 @@ import torch
 from dcgan.config import load_params
 from dcgan.training import Session, TrainingDiverged
 from dcgan.training.divergence import LOSS_LIMIT, SPREAD_FLOOR, WEIGHT_LIMIT, Diverged, Guard
-from conftest import REPO, TINY, make_prepared
+from conftest import PARAMS, REPO, TINY, make_prepared
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +17,7 @@ def prepared(tmp_path_factory):
 
 
 def _session(tmp_path, prepared, epochs=4, **extra):
-    params = load_params(REPO / "params.yaml", {**TINY, "train.epochs": epochs, **extra})
+    params = load_params(PARAMS, {**TINY, "train.epochs": epochs, **extra})
     return Session(params, prepared, tmp_path / "work")
 
 

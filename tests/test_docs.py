@@ -12,7 +12,7 @@ import sys
 import pytest
 import yaml
 
-from conftest import REPO
+from conftest import PARAMS, REPO
 
 sys.path.insert(0, str(REPO / "docs"))
 from commands import PAGES, all_blocks  # noqa: E402
@@ -68,7 +68,7 @@ def test_every_command_is_known_and_parses(item):
 
         args = _parses(get_main_parser().parse_args, argv[1:])
         for overrides in _params_overrides(getattr(args, "set_param", None) or []):
-            load_params(REPO / "params.yaml", overrides)  # raises ConfigError on a bad key/value
+            load_params(PARAMS, overrides)  # raises ConfigError on a bad key/value
     elif argv[0] == "dcgan":
         from dcgan.cli import parser
 

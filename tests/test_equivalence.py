@@ -23,7 +23,7 @@ from dcgan.data.prepared import load_split
 from dcgan.losses import get
 from dcgan.models import Discriminator, Generator
 from dcgan.training import Trainer
-from conftest import REPO, TINY, make_prepared
+from conftest import PARAMS, REPO, TINY, make_prepared
 
 CASES = {  # name -> params overrides (TINY size, 2 epochs of 64 images)
     "bce": {},  # two D steps per G step, lazy R1 every 8th D step, EMA: the default recipe
@@ -130,7 +130,7 @@ def prepared(tmp_path_factory):
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_library_loop_equals_a_plain_loop_bit_for_bit(prepared, case):
-    params = load_params(REPO / "params.yaml", {**TINY, "train.ema_start": 0, **CASES[case]})
+    params = load_params(PARAMS, {**TINY, "train.ema_start": 0, **CASES[case]})
     images, _ = load_split(prepared, "train")
     trainer = Trainer(params, images, get(params.loss))
     trainer.run()

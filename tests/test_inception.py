@@ -209,10 +209,10 @@ def test_every_generated_set_gets_an_inception_row(weights):
     reference; the reference is never scored against itself."""
     from dcgan.config import load_params
     from dcgan.evaluation import inception_rows
-    from conftest import REPO
+    from conftest import PARAMS
 
-    params = load_params(REPO / "params.yaml", {"evaluate.inception_weights": str(weights),
-                                                "evaluate.kid_subset_size": 5})
+    params = load_params(PARAMS, {"evaluate.inception_weights": str(weights),
+                                  "evaluate.kid_subset_size": 5})
     reference = blobs(6, 1, 28, seed=5)
     sets = {"generator": noise(6, 1, 28, seed=6), "floor": blobs(6, 1, 28, seed=7),
             "no_ema": reference.clone(), "reference": reference}

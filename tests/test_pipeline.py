@@ -13,7 +13,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from conftest import REPO, TINY, make_idx_dir, make_image_folder, write_params
+from conftest import PARAMS, REPO, TINY, make_idx_dir, make_image_folder, write_params
 
 DVC_YAML = yaml.safe_load((REPO / "dvc.yaml").read_text())
 
@@ -70,6 +70,7 @@ def copy_repo(dest: Path) -> Path:
         if (REPO / rel).is_file():
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / rel, dest / rel)
+    shutil.copy2(PARAMS, dest / "params.yaml")  # the defaults, not an experiment's leftovers
     for cmd in (["git", "init", "-q"], ["git", "config", "user.email", "test@example.com"],
                 ["git", "config", "user.name", "test"], ["git", "add", "-A"],
                 ["git", "commit", "-qm", "init"]):

@@ -11,7 +11,7 @@ from dcgan.models import Discriminator, Generator
 from dcgan.training import Session
 from dcgan.training.ema import EmaGenerator
 from dcgan.training.standing import prepare, standing
-from conftest import REPO, TINY, make_prepared
+from conftest import PARAMS, REPO, TINY, make_prepared
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +20,7 @@ def prepared(tmp_path_factory):
 
 
 def _params(**extra):
-    return load_params(REPO / "params.yaml", {**TINY, **extra})
+    return load_params(PARAMS, {**TINY, **extra})
 
 
 def _shifted_generator() -> Generator:

@@ -9,7 +9,7 @@ import yaml
 
 from dcgan.config import PAPER, load_params
 from dcgan.writeups import load_writeups
-from conftest import REPO
+from conftest import PARAMS, REPO
 
 SEEDS = yaml.safe_load((REPO / "configs/seeds.yaml").read_text())  # each write-up's own keys
 
@@ -35,7 +35,7 @@ def test_seed_config_validates_and_is_in_the_readme(name):
     assert overrides == {**PAPER, **SEEDS[name]["set"]}
     lists = {k: v if isinstance(v, list) else [v] for k, v in overrides.items()}
     for values in itertools.product(*lists.values()):  # every experiment of the grid
-        load_params(REPO / "params.yaml", dict(zip(lists, values)))
+        load_params(PARAMS, dict(zip(lists, values)))
     assert readme_row(name, SEEDS[name]["set"]) in WRITEUPS_DOC.read_text()
 
 

@@ -15,7 +15,7 @@ from PIL import Image
 from dcgan.data.download import download
 from dcgan.data.preprocess import preprocess
 from dcgan.data.sources import parse_dataset
-from conftest import REPO, TINY, make_image_folder, write_params
+from conftest import PARAMS, REPO, TINY, make_image_folder, write_params
 
 
 def _prepared(tmp_path, source, **options):
@@ -95,7 +95,7 @@ def test_a_set_smaller_than_a_g_steps_batches_trains_smaller_batches(n, extra, p
 
     from dcgan.losses import get
 
-    params = load_params(REPO / "params.yaml", {"train.batch_size": 32, **extra})
+    params = load_params(PARAMS, {"train.batch_size": 32, **extra})
     assert tuple(plan_batches(get(params.loss), params.train, n, 1)) == plan
 
 
@@ -106,7 +106,7 @@ def test_fewer_images_than_d_steps_is_one_line():
 
     from dcgan.losses import get
 
-    params = load_params(REPO / "params.yaml", {"loss": "wgan-gp"})
+    params = load_params(PARAMS, {"loss": "wgan-gp"})
     with pytest.raises(UserError, match="train.d_steps 5 is more than the 4 training images"):
         plan_batches(get("wgan-gp"), params.train, 4, 1)
 

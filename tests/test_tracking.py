@@ -14,7 +14,7 @@ import time
 import pytest
 
 from dcgan import checkpoint
-from conftest import (REPO, TINY, kill_after_first_checkpoint, make_prepared, stage_cmd,
+from conftest import (PARAMS, REPO, TINY, kill_after_first_checkpoint, make_prepared, stage_cmd,
                       write_params)
 
 mlflow = pytest.importorskip("mlflow")
@@ -95,7 +95,7 @@ def test_unreachable_server_gives_up_within_seconds(tmp_path, monkeypatch):
         monkeypatch.delenv(name, raising=False)
     uri = f"http://127.0.0.1:{_closed_port()}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    logger = MlflowLogger(load_params(REPO / "params.yaml", TINY), {"dataset": "x"})
+    logger = MlflowLogger(load_params(PARAMS, TINY), {"dataset": "x"})
     began = time.monotonic()
     logger.start(tmp_path / "mlflow_run.json")
     logger.log_epoch(1, {"g_loss": 1.0}, None)
@@ -286,7 +286,7 @@ def test_a_store_deleted_mid_run_is_named_as_deleted_not_read_only(tmp_path, mon
 
     db = tmp_path / "mlflow.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{db}")
-    logger = MlflowLogger(load_params(REPO / "params.yaml", TINY), {"dataset": "x"})
+    logger = MlflowLogger(load_params(PARAMS, TINY), {"dataset": "x"})
     logger.start(tmp_path / "mlflow_run.json")
     logger.log_epoch(1, {"g_loss": 1.0}, None)
     db.unlink()  # `rm mlflow.db` while training
@@ -307,7 +307,7 @@ def test_existing_experiment_gets_the_training_kind_unless_it_has_one(tmp_path, 
     client = mlflow.MlflowClient(uri)
     plain = client.create_experiment("dcgan")
     mine = client.create_experiment("mine", tags={"mlflow.experimentKind": "genai_development"})
-    params = load_params(REPO / "params.yaml", TINY)
+    params = load_params(PARAMS, TINY)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     for name in ("dcgan", "mine"):
         monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", name)

@@ -17,7 +17,7 @@ from dcgan.config import load_params
 from dcgan.data.prepared import load_meta
 from dcgan.models import Generator
 from dcgan.training import Session, TrainingDiverged, run_id
-from conftest import (REPO, TINY, kill_after_first_checkpoint, make_prepared, stage_cmd,
+from conftest import (PARAMS, REPO, TINY, kill_after_first_checkpoint, make_prepared, stage_cmd,
                       write_params)
 
 
@@ -27,7 +27,7 @@ def prepared(tmp_path_factory):
 
 
 def _params(**extra):
-    return load_params(REPO / "params.yaml", {**TINY, **extra})
+    return load_params(PARAMS, {**TINY, **extra})
 
 
 def test_two_epoch_run_writes_everything(tmp_path, prepared):

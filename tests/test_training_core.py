@@ -19,7 +19,7 @@ from dcgan.data.prepared import load_split
 from dcgan.losses import get
 from dcgan.training import Hook, Session, Trainer
 from dcgan.training.identity import COVERED, NOT_MATHS, code_text
-from conftest import REPO, TINY, make_prepared
+from conftest import PARAMS, REPO, TINY, make_prepared
 
 SRC = REPO / "src" / "dcgan"
 
@@ -56,7 +56,7 @@ class CountingHook(Hook):
 
 
 def _params(**extra):
-    return load_params(REPO / "params.yaml", {**TINY, **extra})
+    return load_params(PARAMS, {**TINY, **extra})
 
 
 def _trainer(prepared, **extra) -> Trainer:

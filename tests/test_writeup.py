@@ -10,7 +10,7 @@ import yaml
 
 from dcgan.config import ConfigError
 from dcgan.writeups import check, flat, hydra_value, load_writeups, param_set, set_args
-from conftest import REPO, TINY, make_idx_dir, write_params
+from conftest import PARAMS, REPO, TINY, make_idx_dir, write_params
 from test_pipeline import _run, copy_repo, dvc
 
 WRITEUPS = load_writeups(REPO / "configs/seeds.yaml")
@@ -21,7 +21,7 @@ def test_every_param_is_set_and_dvc_parses_it_back(tmp_path):
     """DVC's own -S parser, applied to a params.yaml another experiment changed."""
     from dvc.utils.hydra import apply_overrides
 
-    defaults = yaml.safe_load((REPO / "params.yaml").read_text())
+    defaults = yaml.safe_load((PARAMS).read_text())
     params = param_set(defaults, WRITEUPS["S002"]["set"], {"dataset": "folder:/a b/c,d",
                                                           "train.compile": "null"})
     assert list(params) == list(flat(defaults)) and params["train.d_batches"] == "separate"
@@ -36,8 +36,8 @@ def test_values_keep_their_type_through_the_command_line():
 
 
 def test_a_grid_counts_its_experiments_and_bad_keys_fail_first():
-    defaults = yaml.safe_load((REPO / "params.yaml").read_text())
-    assert check(REPO / "params.yaml", param_set(defaults, WRITEUPS["S004"]["set"], {})) == 3
+    defaults = yaml.safe_load((PARAMS).read_text())
+    assert check(PARAMS, param_set(defaults, WRITEUPS["S004"]["set"], {})) == 3
     with pytest.raises(ConfigError, match="train.epoch: unknown key"):
         param_set(defaults, WRITEUPS["S002"]["set"], {"train.epoch": 3})
 
