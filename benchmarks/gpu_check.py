@@ -133,7 +133,8 @@ def run_tests(budget: float, tmp: Path, env: dict) -> dict:
     xml = tmp / "cuda-tests.xml"
     # addopts emptied: pyproject's `-n auto` needs pytest-xdist, which the GPU image lacks
     rc, seconds, tail = _run([sys.executable, "-m", "pytest", "-o", "addopts=", "-m", "cuda",
-                              "-q", "-rfEs", "--strict-markers", "-p", "no:cacheprovider", f"--junitxml={xml}", str(REPO / "tests")],
+                              "-q", "-rfEs", "--strict-markers", "-p", "no:cacheprovider",
+                              f"--junitxml={xml}", str(REPO / "tests")],
                              budget, tmp / "cuda-tests.log", env)
     if rc is None or not xml.is_file():
         why = "killed at its time budget" if rc is None else f"exited with code {rc}: {tail}"

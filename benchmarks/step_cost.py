@@ -23,9 +23,10 @@ def seconds_per_g_step(channels: int, size: int, batch: int, steps: int) -> tupl
     """(seconds per G step, D steps per G step) after one warm-up epoch."""
     params = load_params(REPO / "params.yaml", {"train.batch_size": batch, "train.device": "cpu",
                                                 "train.epochs": 1, "train.eval_every": 0})
-    d_steps = 5 if params.loss == "wgan-gp" else 2  # what train.d_steps: auto resolves to
+    loss = get(params.loss)
+    d_steps = loss.steps_per_g(params.train.d_steps)
     images = torch.rand(batch * d_steps * steps, channels, size, size) * 2 - 1
-    trainer = Trainer(params, images, get(params.loss))
+    trainer = Trainer(params, images, loss)
     trainer.train_epoch()  # warm-up: allocator, oneDNN kernels
     start = time.perf_counter()
     trainer.train_epoch()

@@ -26,11 +26,15 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 def _committed_params() -> Path:
     """params.yaml as committed at HEAD, which the tests assume: every `dvc exp run` leaves
     its values in the workspace's copy. The workspace's file outside a git checkout."""
-    shown = subprocess.run(["git", "show", "HEAD:params.yaml"], cwd=REPO, capture_output=True)
-    if shown.returncode:
+    from dcgan.errors import UserError
+    from dcgan.writeups import committed_params
+
+    try:
+        text = committed_params(REPO)
+    except UserError:
         return REPO / "params.yaml"
     path = Path(tempfile.mkdtemp(prefix="dcgan-tests-")) / "params.yaml"
-    path.write_bytes(shown.stdout)
+    path.write_text(text)
     atexit.register(shutil.rmtree, path.parent, ignore_errors=True)
     return path
 
