@@ -20,11 +20,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from benchlib import (REPO, device_name, epoch_times, images_per_epoch, slug, sync,
+from benchlib import (REPO, device_name, epoch_times, images_per_epoch, parse_set, slug, sync,
                       synthetic_set, trainer)
 from dcgan import atomic
 from dcgan.classifier import DomainClassifier
-from dcgan.config import PAPER, load_params, parse_overrides
+from dcgan.config import PAPER, load_params
 from dcgan.device import resolve_device
 from dcgan.scoring import Settings, classifier_scores, samples_of
 from dcgan.models import Discriminator, Generator
@@ -124,7 +124,7 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a params override for our path, e.g. train.compile=default (YAML value)")
     args = parser.parse_args()
-    user = parse_overrides(args.set)
+    user = parse_set(parser, args.set)
     overrides, model = networks(user)
     device = resolve_device(args.device)
     scale = args.scale or (1.0 if device.type == "cuda" else 0.02)

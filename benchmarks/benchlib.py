@@ -6,6 +6,7 @@ Needs torch only (no dvc, no mlflow), so the scripts run on a bare GPU machine.
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from pathlib import Path
@@ -16,14 +17,25 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from dcgan import atomic  # noqa: E402
-from dcgan.config import load_params  # noqa: E402
+from dcgan.config import ConfigError, load_params, parse_overrides  # noqa: E402
 from dcgan.data.prepared import load_split  # noqa: E402
 from dcgan.losses import get  # noqa: E402
 from dcgan.training import Session, Trainer  # noqa: E402  the one place benchmarks/ names it
 from gpu_report import slug  # noqa: E402  (torch-free, so gpu_check.py names files without torch)
 
-__all__ = ["REPO", "Session", "Trainer", "device_name", "epoch_times", "images_per_epoch", "slug", "sync",
-           "synthetic_set", "trainer"]
+__all__ = ["REPO", "Session", "Trainer", "device_name", "epoch_times", "images_per_epoch",
+           "parse_set", "slug", "sync", "synthetic_set", "trainer"]
+
+
+def parse_set(parser: argparse.ArgumentParser, items: list[str]) -> dict:
+    """``--set KEY=VALUE`` items as load_params overrides, checked against params.yaml up
+    front: a typo ends the script with one usage error, not a traceback minutes in."""
+    try:
+        parsed = parse_overrides(items)
+        load_params(REPO / "params.yaml", parsed)
+    except ConfigError as err:
+        parser.error(str(err))
+    return parsed
 
 
 def sync(device: torch.device) -> None:

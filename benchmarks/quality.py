@@ -23,10 +23,10 @@ from typing import Callable
 
 import torch
 
-from benchlib import REPO, Session, device_name, slug
+from benchlib import REPO, Session, device_name, parse_set, slug
 from dcgan import atomic
 from dcgan.classifier import DomainClassifier, epochs_for, fit
-from dcgan.config import Params, load_params, parse_overrides
+from dcgan.config import Params, load_params
 from dcgan.data.download import download
 from dcgan.data.preprocess import preprocess
 from dcgan.data.prepared import hold_out, load_split
@@ -125,7 +125,7 @@ def main() -> None:
                         help="a params override for the fast path (YAML value)")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
     args = parser.parse_args()
-    fast = parse_overrides(args.set)
+    fast = parse_set(parser, args.set)
     done = compare(Path(args.source), {"fast": fast, "reference": REFERENCE}, args.seeds,
                    args.epochs, args.batch, on_run=_print_run)
     print("path | FD mean ± std over seeds\n---|---")
