@@ -13,16 +13,12 @@ from conftest import PARAMS, REPO
 from dcgan.config import load_params
 
 
-def _recipe_literals() -> list[ast.Dict]:
-    tree = ast.parse((REPO / "benchmarks/recipes.py").read_text())
-    return [node.value for node in tree.body if isinstance(node, ast.Assign)
-            and any(getattr(t, "id", None) == "RECIPES" for t in node.targets)]
-
-
 def test_every_recipe_has_one_name_and_valid_params():
     """A repeated name in RECIPES silently replaces an earlier round's recipe (round 5's
     lr5e-4 did round 1's), so the rows NOTES quotes could no longer be rerun by name."""
-    (literal,) = _recipe_literals()
+    tree = ast.parse((REPO / "benchmarks/recipes.py").read_text())
+    (literal,) = [node.value for node in tree.body if isinstance(node, ast.Assign)
+                  and any(getattr(t, "id", None) == "RECIPES" for t in node.targets)]
     names = [key.value for key in literal.keys]
     assert len(names) == len(set(names)), sorted({n for n in names if names.count(n) > 1})
     sys.path.insert(0, str(REPO / "benchmarks"))
@@ -31,7 +27,7 @@ def test_every_recipe_has_one_name_and_valid_params():
         load_params(PARAMS, overrides)  # raises on a key or value params.yaml no longer takes
 
 
-def test_a_mistyped_set_is_one_usage_error(tmp_path):
+def test_a_mistyped_set_is_one_usage_error():
     proc = subprocess.run([sys.executable, str(REPO / "benchmarks/step_cost.py"),
                            "--set", "model.ngf32"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
