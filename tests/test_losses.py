@@ -169,7 +169,7 @@ def test_d_steps_defaults_per_loss():
 
 
 def test_r1_defaults_per_loss():
-    assert [get(n).r1_for(None) for n in LOSSES] == [1.0, 1.0, 1.0, 0.0]
+    assert [get(n).r1_for(None) for n in LOSSES] == [1.0, 3.0, 1.0, 0.0]
     assert get("wgan-gp").r1_for(0.5) == 0.5 and get("bce").r1_for(0.0) == 0.0
 
 

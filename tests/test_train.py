@@ -39,6 +39,7 @@ def test_two_epoch_run_writes_everything(tmp_path, prepared):
     assert session.trainer.iters == 64 // 16 // 2  # 2 D steps (one batch each) per G step: bce's
     assert metrics["epochs"] == 2 and metrics["iterations"] == 4 and metrics["images_per_second"] > 0
     assert metrics["batch_size"] == 16 and metrics["d_steps"] == 2 and metrics["ema"] is True
+    assert metrics["r1"] == 1.0  # `train.r1: auto` resolved to bce's own gamma
     # generator.pt is what the run samples from (the EMA by default), the raw G beside it
     ema, raw = (checkpoint.load(out / f)["state_dict"] for f in ("generator.pt", "generator_no_ema.pt"))
     assert any(not torch.equal(ema[k], raw[k]) for k in ema)

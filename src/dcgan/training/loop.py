@@ -59,7 +59,8 @@ class Trainer:
         self.fixed_noise = torch.randn(t.grid_images, params.model.nz, generator=self.rng,
                                        device=self.device)
         policy = augment.parse(t.augment)
-        self.steps = GanSteps(self.nets, loss, amp=self.amp, r1=loss.r1_for(t.r1),
+        self.r1 = loss.r1_for(t.r1)  # reported with the run: `auto` differs per loss
+        self.steps = GanSteps(self.nets, loss, amp=self.amp, r1=self.r1,
                               r1_every=t.r1_every,
                               separate=t.d_batches == "separate", gp_weight=t.gp_weight,
                               penalty_weights=lambda: self.data.uniform(self.rng),

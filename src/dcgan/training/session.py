@@ -182,7 +182,7 @@ class Session:
         last = t.history.epochs[-1]
         result = {**{k: last[k] for k in COLUMNS}, "epochs": t.epoch,
                   "iterations": len(t.history.rows), "batch_size": t.batch_size,
-                  "d_steps": t.d_steps, "run": self.run_id,
+                  "d_steps": t.d_steps, "r1": t.r1, "run": self.run_id,
                   "exp": os.environ.get("DVC_EXP_NAME") or "workspace",
                   "wall_time_s": round(t.wall_time, 3),
                   "images_per_second": round(t.history.images_per_second(), 1),
