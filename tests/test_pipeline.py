@@ -193,6 +193,10 @@ def test_a_rejected_param_leaves_every_earlier_output_as_it_was(tmp_path, reprod
             (("loss: bce", "loss: BCE"), ["repro"], "loss: unknown value 'BCE'"),
             (("  ema: 0.995", "  ema: 1.5"), ["repro"], "train.ema: must be between 0 and 1"),
             (("  batch_size: 16", "  batch_size: 0"), ["repro"], "train.batch_size: must be >= 1"),
+            # accepted by the params' types, refused by a later stage after DVC cleared outputs:
+            (("  batch_size: 16", "  batch_size: 1"), ["repro"], "batch norm needs a batch of at least 2"),
+            (("  max_images: all", "  max_images: 1"), ["repro"], "preprocess.max_images 1 leaves 1"),
+            (None, ["exp", "run", "-S", f"dataset=idx:{reproduced[1]}k"], "not found; fix the path"),
             (None, ["exp", "run", "-S", "loss=BCE"], "loss: unknown value 'BCE'"),
             (None, ["exp", "run", "-S", "+train.epoch=3"], "train.epoch: unknown key")):
         if edit:
@@ -201,6 +205,8 @@ def test_a_rejected_param_leaves_every_earlier_output_as_it_was(tmp_path, reprod
         proc = subprocess.run([sys.executable, "-m", "dvc", *command], cwd=repo, env=env,
                               capture_output=True, text=True)
         assert proc.returncode != 0 and message in proc.stdout + proc.stderr, proc.stderr
+        if command[0] == "exp":  # -S left the value in params.yaml: the line says how to restore it
+            assert "restore the committed file with `git checkout params.yaml`" in proc.stderr
         assert "Running stage 'train'" not in proc.stdout
         assert _outputs(repo) == before, f"{command} {edit}: outputs changed"
         (repo / "params.yaml").write_text(good)
