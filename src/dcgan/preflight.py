@@ -19,7 +19,7 @@ from dcgan import atomic, paths
 from dcgan.config import Params, load_params
 from dcgan.data.prepared import check_scorable, load_meta
 from dcgan.data.sources import parse_dataset
-from dcgan.errors import UserError
+from dcgan.errors import UserError, quoted
 
 # The held-out split of each known data set (the test split of the IDX sets, AFHQ's val)
 KNOWN_HELD_OUT = {"fashion-mnist": 10_000, "mnist": 10_000, "animal-faces": 1_500}
@@ -35,7 +35,7 @@ def source_counts(spec: str) -> tuple[int | None, int | None]:
         return None, KNOWN_HELD_OUT[source.name]
     src = paths.resolve(source.name)
     if not src.is_dir():
-        raise UserError(f"dataset: {source.spec}: folder {str(src)!r} not found; fix the path "
+        raise UserError(f"dataset: {quoted(source.spec)}: folder {quoted(src)} not found; fix the path "
                         "(relative paths start at the repo root)")
     if source.format == "idx":
         from dcgan.data import idx
