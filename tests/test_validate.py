@@ -142,3 +142,19 @@ def test_after_a_rejected_exp_run_set_the_line_says_how_to_restore_params(tmp_pa
     with pytest.raises(UserError) as err:
         validate_stage(params_file, tmp_path / "ok")
     assert "git checkout" not in str(err.value)
+
+
+def test_validate_refuses_inception_weights_holding_code_without_running_it(tmp_path):
+    """`evaluate.inception: true` with a weights file that holds a pickle payload: refused in
+    one line (not torch-fidelity's published file), and the payload never ran."""
+    pytest.importorskip("torch_fidelity")
+    from dcgan.inception import InceptionUnavailable, weights_file_name
+    from test_inception import payload_file
+
+    marker = tmp_path / "ran"
+    weights = payload_file(tmp_path / weights_file_name(), marker)
+    params_file = write_params(tmp_path / "p", {**TINY, "evaluate.inception": True,
+                                                "evaluate.inception_weights": str(weights)})
+    with pytest.raises(InceptionUnavailable, match="not torch-fidelity's published") as err:
+        validate_stage(params_file, tmp_path / "ok")
+    assert not marker.exists() and "\n" not in str(err.value)
