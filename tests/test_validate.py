@@ -9,6 +9,7 @@ later stage makes (shown by calling that stage's own check, where it has one), r
 from __future__ import annotations
 
 import re
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -47,7 +48,8 @@ def _download_refuses(params, n):
     from dcgan.data.download import download
     from dcgan.data.sources import parse_dataset
 
-    download(parse_dataset(params.dataset), Path(params.dataset.partition(":")[2]).parent / "raw")
+    with tempfile.TemporaryDirectory() as tmp:
+        download(parse_dataset(params.dataset), Path(tmp) / "raw", params.download.mirror)
 
 
 def _evaluate_refuses(params, n):
@@ -69,7 +71,7 @@ CASES = {
     "max_images 1": ({"preprocess.max_images": 1}, None, (_train_refuses, 1),
                      "preprocess.max_images 1 leaves 1 training image(s)"),
     "max_images 3, a batch of one": ({"preprocess.max_images": 3}, None, None,
-                                     "needs a batch of at least 2 (batch norm): use at least 4"),
+                                     "needs a batch of at least 2 (batch norm) per process: use at least 4"),
     "too few for evaluation": ({"preprocess.max_images": 5}, "folder", (_evaluate_refuses, 5),
                                "evaluation would compare real sets of 2 image(s)"),
     "too few for the classifier": ({"preprocess.max_images": 1, "train.d_steps": 1,
@@ -85,7 +87,16 @@ CASES = {
                                        (_train_refuses, 100), "each needs an equal batch"),
     "sync_bn on CPU": ({"train.nproc": 2, "train.sync_bn": True}, None, None,
                        "SyncBatchNorm runs on GPUs only"),
+    "a small set's batch not split over processes": (
+        {"train.nproc": 2, "train.batch_size": 16, "preprocess.max_images": 10}, None,
+        (_train_refuses, 10), "train.batch_size 5 does not split evenly over 2 processes"),
+    "truncated IDX file": ({}, "idx-truncated", (_download_refuses, 0), "truncated"),
+    "mirror typo": ({"download.mirror": "/nonexistent/mirror"}, None, (_download_refuses, 0),
+                    "download.mirror: folder /nonexistent/mirror not found"),
 }
+if not __import__("torch").cuda.is_available():
+    CASES["cuda without a GPU"] = ({"train.device": "cuda"}, None, None,
+                                   "requested but no CUDA device is visible")
 
 
 def _source(kind: str | None, tmp: Path) -> dict:
@@ -96,6 +107,12 @@ def _source(kind: str | None, tmp: Path) -> dict:
     if kind == "idx-typo":
         make_idx_dir(tmp / "mnist-5k", n=8)
         return {"dataset": f"idx:{tmp / 'mnist-5kk'}"}
+    if kind == "idx-truncated":
+        folder = make_idx_dir(tmp / "cut", n=8)
+        images = folder / "train-images-idx3-ubyte"
+        images = images if images.exists() else images.with_suffix(".gz")
+        images.write_bytes(images.read_bytes()[:100])
+        return {"dataset": f"idx:{folder}"}
     if kind == "idx-empty":
         (tmp / "empty").mkdir()
         return {"dataset": f"idx:{tmp / 'empty'}"}

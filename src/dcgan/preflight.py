@@ -27,20 +27,34 @@ RESTORE = ("`dvc exp run -S` wrote this value into params.yaml and leaves it the
            "restore the committed file with `git checkout params.yaml`")
 
 
-def source_counts(spec: str) -> tuple[int | None, int | None]:
+def source_counts(params: Params) -> tuple[int | None, int | None]:
     """(train images, held-out images) of the ``dataset`` source, None where unknown (a known
-    data set's train split: thousands); a local source must be there (download refuses it)."""
-    source = parse_dataset(spec)
+    data set's train split: thousands). What the download stage refuses is refused here: a
+    local mirror or source that is not there, an ``idx:`` folder without readable MNIST files
+    (the files are read: megabytes); a ``folder:`` source's images are listed, and decoded
+    only by the download stage."""
+    source = parse_dataset(params.dataset)
     if source.kind == "known":
+        mirror = params.download.mirror
+        if mirror and "://" not in mirror and not paths.resolve(mirror).is_dir():
+            raise UserError(f"download.mirror: folder {quoted(paths.resolve(mirror))} not found; fix "
+                            "the path (relative paths start at the repo root) or set it to none")
         return None, KNOWN_HELD_OUT[source.name]
     src = paths.resolve(source.name)
     if not src.is_dir():
         raise UserError(f"dataset: {quoted(source.spec)}: folder {quoted(src)} not found; fix the path "
                         "(relative paths start at the repo root)")
-    if source.format == "idx":
+    try:
+        return _local_counts(source.format, src)
+    except UserError as err:
+        raise UserError(f"{err} (in dataset {quoted(source.spec)})") from None
+
+
+def _local_counts(kind: str, src: Path) -> tuple[int, int | None]:
+    if kind == "idx":
         from dcgan.data import idx
 
-        found = {split: idx.header_count(images) for split, (images, _) in idx_files(src).items()}
+        found = {split: len(idx.read_split(*files)[0]) for split, files in idx.idx_files(src).items()}
         return found["train"], found.get("test")
     from dcgan.data import folder
 
@@ -49,20 +63,12 @@ def source_counts(spec: str) -> tuple[int | None, int | None]:
     return counts["train"], next((counts[s] for s in ("val", "test") if s in counts), None)
 
 
-def idx_files(src: Path) -> dict:
-    from dcgan.data import idx
-
-    try:
-        return idx.idx_files(src)
-    except UserError as err:
-        raise UserError(f"dataset: idx:{src}: {err}") from None
-
-
 def check_counts(params: Params, train: int | None, held: int | None) -> None:
     """Enough training images for a batch of 2 (batch norm) in each of a G step's D steps
     (which also covers the classifier's hold-out of 1 of 2 or more), and for evaluation's
     real sets (:func:`check_scorable`, what the train and evaluate stages call)."""
     from dcgan.losses import get
+    from dcgan.training.batches import plan_batches
 
     cap, e = params.preprocess.max_images, params.evaluate
     known = [c for c in (cap, train) if c is not None]
@@ -73,9 +79,15 @@ def check_counts(params: Params, train: int | None, held: int | None) -> None:
     n = min(known)
     what = f"preprocess.max_images {cap}" if cap == n else f"dataset {params.dataset}"
     d = get(params.loss).steps_per_g(params.train.d_steps)
-    if min(params.train.batch_size, n // d) < 2:
+    nproc = params.train.nproc
+    if min(params.train.batch_size, n // d) < 2 * nproc:
         raise UserError(f"{what} leaves {n} training image(s), but each of a G step's {d} D steps "
-                        f"needs a batch of at least 2 (batch norm): use at least {2 * d} images")
+                        f"needs a batch of at least 2 (batch norm) per process: use at least "
+                        f"{2 * d * nproc} images")
+    try:  # the batch a small data set shrinks to must still split over the processes
+        plan_batches(get(params.loss), params.train, n, nproc)
+    except UserError as err:
+        raise UserError(f"{what} leaves {n} training image(s): {err}") from None
     try:
         check_scorable({"splits": {"train": {"count": n}, **held_split}}, e.num_samples, e.pr_k)
     except UserError as err:
@@ -93,24 +105,24 @@ def check_processes(params: Params) -> None:
         raise UserError(f"train.batch_size {t.batch_size} over train.nproc {t.nproc} processes: each "
                         f"needs an equal batch of at least 2; use a multiple of {t.nproc} of at "
                         f"least {2 * t.nproc}")
-    if t.nproc > 1 or t.sync_bn:
-        import torch
+    import torch
 
-        from dcgan.device import resolve_device
-        from dcgan.distributed import SYNC_BN_ON_CPU
+    from dcgan.device import resolve_device
+    from dcgan.distributed import SYNC_BN_ON_CPU, World
 
-        cuda = resolve_device(t.device).type == "cuda"
-        if t.sync_bn and not cuda:
-            raise UserError(SYNC_BN_ON_CPU)
-        if cuda and t.nproc > torch.cuda.device_count():
-            raise UserError(f"train.nproc {t.nproc} but {torch.cuda.device_count()} GPU(s) "
-                            "visible; lower train.nproc")
+    cuda = resolve_device(t.device).type == "cuda"  # cuda asked for, none visible: refused
+    if t.sync_bn and not cuda:
+        raise UserError(SYNC_BN_ON_CPU)
+    if cuda and t.nproc > torch.cuda.device_count():
+        raise UserError(f"train.nproc {t.nproc} but {torch.cuda.device_count()} GPU(s) "
+                        "visible; lower train.nproc")
+    resolve_device(t.device, World(0, t.nproc))  # one pinned GPU for several processes
 
 
 def check_runnable(params: Params) -> None:
     """Everything a later stage would refuse from params and sources, refused now."""
     check_processes(params)
-    check_counts(params, *source_counts(params.dataset))
+    check_counts(params, *source_counts(params))
     check_inception(params)
 
 

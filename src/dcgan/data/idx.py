@@ -52,18 +52,6 @@ def read_idx(path: str | Path, ndim: int) -> np.ndarray:
     return np.frombuffer(data, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
 
 
-def header_count(path: str | Path) -> int | None:
-    """The item count an IDX file's header declares (its first dimension), read without the
-    rest of the file; None when the header is unreadable (reading the file says why)."""
-    path = Path(path)
-    try:
-        with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as f:
-            head = f.read(8)
-    except (OSError, EOFError, zlib.error):
-        return None
-    return int.from_bytes(head[4:8], "big") if len(head) == 8 else None
-
-
 def find_file(folder: Path, stem: str) -> Path | None:
     """``folder/stem`` or ``folder/stem.gz``, whichever exists."""
     for name in (stem, stem + ".gz"):
