@@ -207,6 +207,7 @@ def test_a_rejected_param_leaves_every_earlier_output_as_it_was(tmp_path, reprod
         assert proc.returncode != 0 and message in proc.stdout + proc.stderr, proc.stderr
         if command[0] == "exp":  # -S left the value in params.yaml: the line says how to restore it
             assert "restore the committed file with `git checkout params.yaml`" in proc.stderr
+            assert (repo / "params.yaml").read_text() != good  # what DVC does: the value stays
         assert "Running stage 'train'" not in proc.stdout
         assert _outputs(repo) == before, f"{command} {edit}: outputs changed"
         (repo / "params.yaml").write_text(good)
