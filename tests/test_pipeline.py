@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import os
 import shutil
 import subprocess
@@ -146,7 +147,8 @@ def test_full_pipeline_then_exp_run_with_other_loss(tmp_path, monkeypatch, repro
     assert scores["samples"] == 32 and scores["reference"].startswith("held-out")
     assert {"generator", "floor", "best"} <= set(scores) and scores["best"]["epoch"] == 1
     best = yaml.safe_load((repo / "metrics/eval/best.json").read_text())
-    assert set(best) == {"IS", "FD", "precision", "recall", "copies", "epoch"}
+    assert set(best) == {"IS", "FD", "precision", "recall", "copies", "epoch", "exp"}
+    assert best["exp"] == "workspace"  # `dvc repro` made it, no experiment
     assert "Best checkpoint: epoch 1, the lowest classifier-space Fréchet distance on 48 samples" \
         in (repo / "data/report/summary.md").read_text()  # train.eval_samples capped at 48 images
     assert (repo / "data/train/generator_best.pt").is_file()
@@ -172,6 +174,15 @@ def test_full_pipeline_then_exp_run_with_other_loss(tmp_path, monkeypatch, repro
     # --all: this tiny classifier scores both generators alike to the headline's 4 digits
     diff = dvc(repo, "metrics", "diff", "--all", "--md")
     assert "| metrics/eval/generator.json | FD " in diff and "| metrics/train.json " in diff
+    # every metrics file names the experiment that made it; docs/tracking.md's columns show it
+    made_by = {json.loads(f.read_text())["exp"] for f in (repo / "metrics").rglob("*.json")}
+    assert len(made_by) == 1 and made_by != {"workspace"}, made_by
+    shown = dvc(repo, "exp", "show", "--drop", ".*", "--keep",
+                r"Experiment|^loss$|metrics/(train|eval/generator)\.json:(exp|IS|FD|copies)$", "--csv")
+    header = shown.splitlines()[0].split(",")
+    assert {"metrics/train.json:exp", "metrics/eval/generator.json:exp",
+            "metrics/eval/generator.json:FD"} <= set(header), shown
+    assert made_by.pop() in shown
 
 
 def _outputs(repo: Path) -> dict[str, bytes]:
