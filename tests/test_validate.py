@@ -18,7 +18,7 @@ from dcgan.config import load_params
 from dcgan.data.prepared import check_scorable, hold_out
 from dcgan.errors import UserError
 from dcgan.losses import get
-from dcgan.preflight import RESTORE, validate_stage
+from dcgan.runnable import RESTORE, validate_stage
 from dcgan.training.batches import plan_batches
 from conftest import TINY, make_idx_dir, make_image_folder, write_params
 
