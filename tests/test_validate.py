@@ -93,6 +93,9 @@ CASES = {
     "truncated IDX file": ({}, "idx-truncated", (_download_refuses, 0), "truncated"),
     "mirror typo": ({"download.mirror": "/nonexistent/mirror"}, None, (_download_refuses, 0),
                     "download.mirror: folder /nonexistent/mirror not found"),
+    "a built-in sample cut too small": ({"dataset": "fashion-900", "preprocess.max_images": 3},
+                                        None, None,
+                                        "use at least 4 images"),
 }
 if not __import__("torch").cuda.is_available():
     CASES["cuda without a GPU"] = ({"train.device": "cuda"}, None, None,
@@ -140,7 +143,8 @@ def test_validate_refuses_first_what_a_later_stage_refuses(workspace, tmp_path, 
 def test_the_tiny_recipes_and_the_defaults_pass(workspace, tmp_path):
     """What the tests and the README run is not refused: enough images for every stage."""
     idx = make_idx_dir(tmp_path / "idx", n=48, test=32)
-    for overrides in ({}, {**TINY, "dataset": f"idx:{idx}"},
+    for overrides in ({}, {**TINY, "dataset": f"idx:{idx}"}, {"dataset": "mnist-5k"},
+                      {**TINY, "dataset": "fashion-900"},
                       {**TINY, "preprocess.max_images": 8, "evaluate.pr_k": 3}):
         validate_stage(write_params(tmp_path / "p", overrides), workspace / "data/params.ok")
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from dcgan import atomic, paths
 from dcgan.config import Params, load_params
 from dcgan.data.prepared import check_scorable
-from dcgan.data.sources import parse_dataset
+from dcgan.data.sources import SAMPLES, parse_dataset, sample_dir
 from dcgan.errors import UserError, quoted
 from dcgan.preflight import check_inception
 
@@ -40,6 +40,8 @@ def source_counts(params: Params) -> tuple[int | None, int | None]:
         if mirror and "://" not in mirror and not paths.resolve(mirror).is_dir():
             raise UserError(f"download.mirror: folder {quoted(paths.resolve(mirror))} not found; fix "
                             "the path (relative paths start at the repo root) or set it to none")
+        if source.name in SAMPLES:  # shipped in the package: counted like a local idx: folder
+            return _local_counts("idx", sample_dir(source.name))
         return None, KNOWN_HELD_OUT[source.name]
     src = paths.resolve(source.name)
     if not src.is_dir():
