@@ -92,7 +92,8 @@ def test_losses_and_storage_are_checked_before_any_work(tmp_path, capsys):
 def test_storage_passwords_are_masked():
     from dcgan.tuning.study import mask
 
-    assert mask("postgresql://ann:secret@db:5432/optuna") == "postgresql://ann:***@db:5432/optuna"
+    assert mask("postgresql+psycopg2://ann:secret@db:5432/optuna") == (
+        "postgresql+psycopg2://ann:***@db:5432/optuna")
     assert mask("sqlite:////tmp/a@b/tune.db") == "sqlite:////tmp/a@b/tune.db"
 
 

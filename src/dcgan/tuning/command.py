@@ -8,7 +8,6 @@ on one machine or several sharing a database, work on the same studies.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -100,7 +99,6 @@ def tune_loss(args, setup: Setup, loss: str, dims, storage,
 def run(args: argparse.Namespace) -> None:
     """``dcgan tune``: every loss's study, then the tuned file, figures and DVC commands."""
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # one line per trial is ours
-    os.environ.setdefault("TQDM_DISABLE", "1")  # no progress bars between those lines
     params_file = Path(args.params)
     params = load_params(params_file)
     dataset = args.dataset or params.dataset

@@ -22,7 +22,7 @@ def add_options(p: argparse.ArgumentParser) -> None:
                    help="search-space file (default %(default)s)")
     p.add_argument("--storage", help="the studies' SQLAlchemy URL (default: "
                    "sqlite:///<repo>/tune.db); share one between workers, e.g. "
-                   "postgresql://user:pass@host/db")
+                   "postgresql+psycopg2://user:pass@host/db")
     p.add_argument("--heartbeat", type=int, default=60, help="seconds between a worker's "
                    "heartbeats; after 3 missed, its trial is failed and queued again")
     p.add_argument("--params", default="params.yaml", help="the params trials start from")

@@ -53,20 +53,35 @@ def counts(study: optuna.Study) -> Counts:
 def open_storage(url: str, heartbeat: int) -> optuna.storages.RDBStorage:
     """Optuna's RDB storage at ``url`` with heartbeats every ``heartbeat`` seconds; a
     worker silent for 3 heartbeats has its trial failed and queued again (up to 3 times)."""
+    from dcgan.tracking.store import creation_lock
+
     sqlite = url.startswith("sqlite")
     # sqlite: several local workers write one file; wait for its lock instead of failing
     engine = {"connect_args": {"timeout": 60}} if sqlite else {"pool_pre_ping": True}
-    try:
-        return optuna.storages.RDBStorage(
-            url, engine_kwargs=engine, heartbeat_interval=heartbeat, grace_period=3 * heartbeat,
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3))
-    except Exception as err:  # bad URL, server down, missing driver: one line, the cause
-        from dcgan.tracking.store import root_cause
+    for attempt in range(3):
+        try:
+            with creation_lock(url):  # workers started together race to create the schema
+                return optuna.storages.RDBStorage(
+                    url, engine_kwargs=engine, heartbeat_interval=heartbeat,
+                    grace_period=3 * heartbeat, heartbeat_stale_trial_callback=(
+                        optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3)))
+        except Exception as err:  # bad URL, server down, missing driver: one line, the cause
+            raced = any(w in str(err) for w in ("already exists", "UNIQUE", "duplicate key"))
+            if raced and attempt < 2:
+                time.sleep(1 + attempt)  # another machine's worker was creating the schema
+                continue
+            fix = ("install the driver (pip install 'dcgan[postgres]') and name it in the URL: "
+                   "postgresql+psycopg2://user:pass@host/db" if isinstance(err, ImportError)
+                   else "check --storage (an SQLAlchemy URL, e.g. sqlite:///tune.db or "
+                   "postgresql+psycopg2://user:pass@host/db)")
+            raise UserError(f"study storage {mask(url)}: {_cause(err)}; {fix}") from None
 
-        raise UserError(f"study storage {mask(url)}: {type(root_cause(err)).__name__}: "
-                        f"{str(root_cause(err)).strip().splitlines()[0]}; check --storage "
-                        "(an SQLAlchemy URL, e.g. sqlite:///tune.db or "
-                        "postgresql://user:pass@host/db)") from None
+
+def _cause(err: BaseException) -> str:
+    from dcgan.tracking.store import root_cause
+
+    inner = root_cause(err)
+    return f"{type(inner).__name__}: {(str(inner).strip().splitlines() or [''])[0]}"
 
 
 def mask(url: str) -> str:
