@@ -50,8 +50,10 @@ def _tracked(p: argparse.ArgumentParser) -> None:
 
 def _compare(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("compare", help="loss variants on one data set, from their MLflow runs",
-                       description="Every loss variant on one data set, mean ± std over seeds, "
-                       "one row per budget and recipe, from the finished, evaluated MLflow runs; "
+                       description="Every loss variant on one data set, the mean and its 95% "
+                       "Student-t interval over seeds, one row per budget and recipe (default, "
+                       "or tuned by `dcgan tune`), and a verdict per pair of losses (Welch's "
+                       "t-test on FD), from the finished, evaluated MLflow runs; "
                        "writes compare.md, grids.png and losses.png and logs them to MLflow.")
     _tracked(p)
     p.add_argument("--out", help="report folder (default: reports/compare/<data set's name>, "

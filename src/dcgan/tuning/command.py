@@ -23,6 +23,7 @@ from dcgan.paths import repo_root, resolve
 from dcgan.tuning import report, study as studies
 from dcgan.tuning.space import load_space
 from dcgan.tuning.trial import NoTracker, Setup, objective
+from dcgan.tuning.tuned import read_tuned, tuned_file
 
 
 def default_storage() -> str:
@@ -131,14 +132,14 @@ def finish(args, done: dict[str, optuna.Study], loss: str, tracker: Any, url: st
               "params (every trial pruned or diverged); widen the search space", file=sys.stderr)
         return
     command = report.dvc_command(dataset, loss, dict(top.params), args.batch, args.steps, total)
-    tuned = Path(args.tuned or Path("configs/tuned") / f"{short_name(dataset)}.yaml")
+    tuned = Path(args.tuned) if args.tuned else tuned_file(short_name(dataset))
     report.write_tuned(tuned, dataset, loss, report.entry(study, n, args.steps, args.batch,
                                                           url, command))
     out = Path(args.out or Path("reports/tune") / short_name(dataset))
     out.mkdir(parents=True, exist_ok=True)
     report.tuning_curve(done, n, out / "tuning_curve.png")
     report.spread(done, n, out / "trial_spread.png")
-    records = {k: v for k, v in report.read_tuned(tuned).items() if k in done}
+    records = {k: v for k, v in read_tuned(tuned).items() if k in done}
     from dcgan import atomic
 
     atomic.write_text(out / "tune.md", report.markdown(dataset, records, n, args.steps))

@@ -75,12 +75,6 @@ def write_tuned(path: Path, dataset: str, loss: str, record: dict[str, Any]) -> 
         atomic.write_text(path, HEADER + yaml.safe_dump(data, sort_keys=False, width=10_000))
 
 
-def read_tuned(path: Path) -> dict[str, Any]:
-    """The tuned file's records per loss ({} without one)."""
-    data = yaml.safe_load(path.read_text()) if path.is_file() else None
-    return (data or {}).get("losses", {})
-
-
 def _done(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     return sorted(study.get_trials(deepcopy=False, states=states), key=lambda t: t.number)
