@@ -128,12 +128,14 @@ def test_a_tiny_study_is_deterministic_and_leaves_its_outputs(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_rerunning_a_finished_study_trains_nothing_more(tmp_path, capsys):
+def test_rerunning_a_finished_study_trains_nothing_more(tmp_path, capsys, monkeypatch):
     from dcgan.cli import main
+    from dcgan.tuning import command
 
     args = tune_args(tmp_path, "--losses", "bce", "--no-mlflow")
     main(args)
     before = trials_of(f"sqlite:///{tmp_path / 'tune.db'}")
+    monkeypatch.setattr(command, "halves", lambda *a: pytest.fail("prepared data again"))
     main(args)
     assert trials_of(f"sqlite:///{tmp_path / 'tune.db'}") == before
     assert "3 of 3 trials done" in capsys.readouterr().out

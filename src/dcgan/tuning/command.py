@@ -22,7 +22,7 @@ from dcgan.halves import copy_check, halves
 from dcgan.paths import repo_root, resolve
 from dcgan.tuning import report, study as studies
 from dcgan.tuning.space import load_space
-from dcgan.tuning.trial import NoTracker, Setup, objective
+from dcgan.tuning.trial import INTERVALS, NoTracker, Setup, objective
 from dcgan.tuning.tuned import read_tuned, tuned_file
 
 
@@ -75,11 +75,28 @@ def _say(loss: str, n: int):
     return say, after
 
 
-def tune_loss(args, setup: Setup, loss: str, dims, storage,
+class Prepared:
+    """The halves and their classifier, made on first use: a worker that finds its studies
+    complete (a rerun) prepares nothing."""
+
+    def __init__(self, args: argparse.Namespace, dataset: str, params: Any, tmp: Path):
+        self.args, self.dataset, self.params, self.tmp = args, dataset, params, tmp
+        self.setup: Setup | None = None
+
+    def __call__(self) -> Setup:
+        if self.setup is None:
+            a, device = self.args, resolve_device(self.args.device)
+            data = halves(self.dataset, self.tmp, self.params, device)
+            self.setup = Setup(data, copy_check(data, device), Path(a.params), a.steps, a.batch,
+                               a.seed, device, self.tmp)
+        return self.setup
+
+
+def tune_loss(args, setup: Prepared, loss: str, dims, storage,
               dataset: str) -> tuple[optuna.Study, Any]:
     """Work on ``loss``'s study until it has its trials: the study and its tracker."""
     name = studies.study_name(short_name(dataset), loss, args.steps, args.batch, args.seed, dims)
-    interval = max(1, args.steps // setup.intervals)
+    interval = max(1, args.steps // INTERVALS)
     study = optuna.create_study(study_name=name, storage=storage, direction="minimize",
                                 load_if_exists=True, pruner=studies.pruner(interval, args.steps))
     meta = {"dataset": dataset, "loss": loss, "trials": args.trials, "g_steps": args.steps,
@@ -110,19 +127,17 @@ def run(args: argparse.Namespace) -> None:
              for loss in losses}  # every mistake in the file, before any data or training
     url = args.storage or default_storage()
     storage = studies.open_storage(url, args.heartbeat)
-    device = resolve_device(args.device)
+    resolve_device(args.device)  # a missing GPU fails here, not after the data
     done: dict[str, optuna.Study] = {}
     with tempfile.TemporaryDirectory(prefix="dcgan-tune-") as tmp:
-        data = halves(dataset, Path(tmp), params, device)
-        setup = Setup(data, copy_check(data, device), params_file, args.steps, args.batch,
-                      args.seed, device, Path(tmp))
+        setup = Prepared(args, dataset, params, Path(tmp))
         for loss in losses:
             done[loss], tracker = tune_loss(args, setup, loss, space[loss], storage, dataset)
-            finish(args, done, loss, tracker, url, dataset, data.total)
+            finish(args, done, loss, tracker, url, dataset)
 
 
 def finish(args, done: dict[str, optuna.Study], loss: str, tracker: Any, url: str,
-           dataset: str, total: int) -> None:
+           dataset: str) -> None:
     """``loss``'s record in the tuned file, the figures of every loss so far, the command."""
     study, n = done[loss], args.trials
     c = studies.counts(study)
@@ -131,7 +146,8 @@ def finish(args, done: dict[str, optuna.Study], loss: str, tracker: Any, url: st
         print(f"tune {loss}: {report.trials_text(c, n, args.steps)}, none complete: no best "
               "params (every trial pruned or diverged); widen the search space", file=sys.stderr)
         return
-    command = report.dvc_command(dataset, loss, dict(top.params), args.batch, args.steps, total)
+    command = report.dvc_command(dataset, loss, dict(top.params), args.batch, args.steps,
+                                 study.user_attrs["images"])
     tuned = Path(args.tuned) if args.tuned else tuned_file(short_name(dataset))
     report.write_tuned(tuned, dataset, loss, report.entry(study, n, args.steps, args.batch,
                                                           url, command))

@@ -29,6 +29,7 @@ from dcgan.training.divergence import Diverged
 from dcgan.tuning.space import Dimension
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
+INTERVALS = 8  # FD reports per trial: the pruner's input
 RECORDED = ("IS", "KID", "precision", "recall", "classes", "copies")
 
 
@@ -71,7 +72,7 @@ class Setup:
     seed: int  # training seed of every trial
     device: torch.device
     work: Path  # the worker's scratch folder (trial grids until logged)
-    intervals: int = 8  # FD reports per trial (the pruner's rungs)
+    intervals: int = INTERVALS
     eval_samples: int = 1000  # samples per interval FD (the final FD uses the whole half)
 
     def scorer(self, nz: int) -> Callable[[torch.nn.Module], float]:
@@ -90,18 +91,22 @@ def final_scores(setup: Setup, trainer: Any) -> tuple[dict[str, Any], torch.Tens
     return s, fake
 
 
-def objective(setup: Setup, loss: str, dims: list[Dimension], tracker: Any = None,
-              guard: Callable[[optuna.Trial], None] = lambda trial: None):
-    """The Optuna objective of ``loss``'s study; ``guard(trial)`` runs first (the budget)."""
+def objective(setup: Callable[[], Setup], loss: str, dims: list[Dimension],
+              tracker: Any = None, guard: Callable[[optuna.Trial], None] = lambda trial: None):
+    """The Optuna objective of ``loss``'s study; ``guard(trial)`` runs first (the budget),
+    ``setup()`` gives the halves (prepared on the first trial that needs them)."""
     tracker = tracker or NoTracker()
 
     def run(trial: optuna.Trial) -> float:
         guard(trial)
         trial.set_user_attr("worker", WORKER)  # which process ran it (several may share a study)
+        ready = setup()
+        if "images" not in trial.study.user_attrs:  # the DVC command's epochs need it
+            trial.study.set_user_attr("images", ready.data.total)
         sampled = {d.key: d.suggest(trial) for d in dims}
         tracker.start_trial(trial.number, sampled)
         try:
-            value, attrs, grid = _train(setup, trial, loss, sampled, tracker)
+            value, attrs, grid = _train(ready, trial, loss, sampled, tracker)
         except optuna.TrialPruned:
             tracker.end_trial("PRUNED", dict(trial.user_attrs), None)
             raise
