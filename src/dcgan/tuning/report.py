@@ -97,8 +97,18 @@ def tuning_curve(studies: dict[str, optuna.Study], n: int, out: Path) -> None:
                 label=f"{loss} ({c.complete} complete + {c.pruned} pruned of {n})")
     ax.set(xlabel="trials (complete or pruned)", ylabel="best FD so far (classifier space) ↓",
            yscale="log", title=f"tuning curve: {n} trials per loss")
+    _plain_axes(ax)
     ax.legend(fontsize=8)
     save_figure(fig, out)
+
+
+def _plain_axes(ax: Any) -> None:
+    """Whole trials on x; plain numbers (0.3, 2000), not powers of ten, on the log y axis."""
+    from matplotlib.ticker import FormatStrFormatter, MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    for axis in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter):
+        axis(FormatStrFormatter("%g"))
 
 
 def spread(studies: dict[str, optuna.Study], n: int, out: Path) -> None:
@@ -117,9 +127,12 @@ def spread(studies: dict[str, optuna.Study], n: int, out: Path) -> None:
                 color="tab:blue", label="complete: final FD" if i == 0 else None)
         ax.plot([i + 0.3] * len(cut), cut, "x", ms=5, color="tab:gray",
                 label="pruned: last reported FD" if i == 0 else None)
-    ax.set_xticks(range(len(studies)), list(studies))
+    labels = [f"{loss}\n{c.complete} complete, {c.pruned} pruned"
+              for loss, c in ((loss, counts(study)) for loss, study in studies.items())]
+    ax.set_xticks(range(len(studies)), labels)
     ax.set(ylabel="FD (classifier space) ↓", yscale="log",
            title=f"trial scores per loss ({n} trials each)")
+    _plain_axes(ax)
     ax.legend(fontsize=8)
     save_figure(fig, out)
 
