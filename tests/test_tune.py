@@ -168,3 +168,16 @@ def test_a_study_logs_a_parent_run_and_one_nested_run_per_trial(tmp_path, mlflow
             assert [f.path for f in client.list_artifacts(run.info.run_id)][0].endswith(".png")
         else:
             assert run.info.status == "KILLED"  # pruned
+
+
+@pytest.mark.slow
+def test_missing_data_fails_in_one_line_and_fails_no_trial(tmp_path, capsys):
+    from dcgan.cli import main
+
+    args = tune_args(tmp_path, "--losses", "bce", "--no-mlflow")
+    args[args.index("--dataset") + 1] = f"idx:{tmp_path / 'nowhere'}"
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and err[-1].startswith("error: ") and "nowhere" in err[-1]
+    assert all(t == [] for t in trials_of(f"sqlite:///{tmp_path / 'tune.db'}").values())

@@ -110,7 +110,7 @@ def tune_loss(args, setup: Prepared, loss: str, dims, storage,
     say(f"study {name}: {c.done} of {args.trials} trials done")
     studies.work(study, objective(setup, loss, dims, tracker,
                                   studies.budget_guard(study, args.trials)),
-                 args.trials, args.seed, args.heartbeat, say, [after])
+                 args.trials, args.seed, args.heartbeat, say, [after], prepare=setup)
     return study, tracker
 
 
@@ -118,8 +118,8 @@ def run(args: argparse.Namespace) -> None:
     """``dcgan tune``: every loss's study, then the tuned file, figures and DVC commands."""
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # one line per trial is ours
     params_file = Path(args.params)
-    params = load_params(params_file)
-    dataset = args.dataset or params.dataset
+    dataset = args.dataset or load_params(params_file).dataset
+    params = load_params(params_file, {"dataset": dataset})  # a bad spec fails here
     losses = parse_losses(args.losses)
     if args.trials < 1 or args.steps < 1 or args.batch < 1:
         raise UserError("--trials, --steps and --batch must be at least 1")

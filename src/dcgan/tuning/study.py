@@ -130,9 +130,11 @@ def budget_guard(study: optuna.Study, n: int) -> Callable[[optuna.Trial], None]:
 
 
 def work(study: optuna.Study, objective: Callable, n: int, seed: int, heartbeat: int,
-         say: Callable[[str], None], callbacks: list[Any] = ()) -> Counts:
+         say: Callable[[str], None], callbacks: list[Any] = (),
+         prepare: Callable[[], Any] = lambda: None) -> Counts:
     """Run trials of ``study`` until ``n`` are COMPLETE or PRUNED (other workers' included);
-    while the last ones run elsewhere, wait for them (or their heartbeats to go stale)."""
+    while the last ones run elsewhere, wait for them (or their heartbeats to go stale).
+    ``prepare()`` runs before the first trial, outside it: a data error fails no trial."""
     waited = False
     while True:
         optuna.storages.fail_stale_trials(study)  # a killed worker's trial: FAIL, queued again
@@ -146,6 +148,7 @@ def work(study: optuna.Study, objective: Callable, n: int, seed: int, heartbeat:
                 waited = True
             time.sleep(heartbeat)
             continue
+        prepare()
         study.sampler = sampler(seed, len(study.get_trials(deepcopy=False)), n)
         study.optimize(objective, n_trials=1, catch=(Surplus,), callbacks=[
             optuna.study.MaxTrialsCallback(n, states=DONE), *callbacks])
