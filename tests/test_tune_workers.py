@@ -92,10 +92,11 @@ def _study(storage: str) -> optuna.Study:
     return optuna.load_study(study_name=name, storage=storage)
 
 
-def test_two_workers_share_one_study_and_run_no_trial_twice(tmp_path, storage):
+def test_two_workers_share_one_study_and_run_no_trial_twice(tmp_path, storage, mlflow_store):
     args = tune_args(tmp_path, "--losses", "bce", "--trials", "4", "--steps", "12",
-                     "--no-mlflow", storage=storage)
-    procs = [subprocess.Popen(TUNE + args, env=ENV, cwd=tmp_path, stdout=subprocess.PIPE,
+                     storage=storage)
+    env = dict(ENV, MLFLOW_TRACKING_URI=mlflow_store)
+    procs = [subprocess.Popen(TUNE + args, env=env, cwd=tmp_path, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for _ in range(2)]
     outs = [p.communicate(timeout=600) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [err for _, err in outs]
@@ -107,6 +108,15 @@ def test_two_workers_share_one_study_and_run_no_trial_twice(tmp_path, storage):
     for t in done:  # each trial in exactly one worker's output
         assert sum(f"trial {t.number} {t.state.name.lower()}" in out for out, _ in outs) == 1
     assert all("tune bce: 4 of 4 trials (" in out for out, _ in outs)
+    assert not any("warning:" in err for _, err in outs), [err[-500:] for _, err in outs]
+    import mlflow
+
+    client = mlflow.MlflowClient(mlflow_store)
+    runs = client.search_runs([client.get_experiment_by_name("dcgan-tune").experiment_id])
+    (parent,) = [r for r in runs if r.data.tags["kind"] == "study"]  # one, shared by both
+    assert sorted(int(r.data.tags["optuna.trial"]) for r in runs
+                  if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id) == sorted(
+        t.number for t in done)
 
 
 def test_a_killed_worker_loses_only_its_trial_and_a_rerun_finishes(tmp_path, storage):

@@ -4,14 +4,16 @@ The parent run (tags ``kind=study``, ``optuna.study``, ``loss``, ``dataset``) ho
 study's budget as params and, once the study has its trials, the best params, the counts,
 the figures and the tuned file as artifacts. Each trial's nested run holds its params, the
 FD curve (metric ``fd`` at each interval's G step), the final scores and its last grid; a
-pruned trial's run ends KILLED. Several workers share the parent run: its id is kept in the
-study's user attributes. A store failure never stops the study: one line says what was
+pruned trial's run ends KILLED. Several workers share the parent run: the worker that created
+the study creates it and keeps its id in the study's user attributes, where the others wait
+for it. A store failure never stops the study: one line says what was
 not logged.
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -19,17 +21,20 @@ from dcgan.tracking import store
 from dcgan.tracking.runs import experiment_id, import_mlflow, tracking_uri
 
 PARENT = "mlflow_parent_run"  # the study's user attribute holding the parent run's id
+WAIT_S = 60  # how long a worker waits for the study's creator to make the parent run
 
 
 class StudyTracker:
     """Logs one loss's study; the objective calls ``start_trial``/``interval``/``end_trial``."""
 
-    def __init__(self, study: Any, loss: str, meta: dict[str, Any], experiment: str):
+    def __init__(self, study: Any, loss: str, meta: dict[str, Any], experiment: str,
+                 created: bool = True):
         self.study, self.uri = study, tracking_uri()
         self.error: Exception | None = None
         self.not_logged: list[str] = []
         self.client, self.trial_run, self.parent = None, None, None
-        self._guard("the study's parent run", lambda: self._open(loss, meta, experiment))
+        self._guard("the study's parent run", lambda: self._open(loss, meta, experiment,
+                                                                 created))
 
     def _guard(self, what: str, fn: Callable[[], Any]) -> None:
         if self.error is None:
@@ -41,14 +46,18 @@ class StudyTracker:
         if what not in self.not_logged:
             self.not_logged.append(what)
 
-    def _open(self, loss: str, meta: dict[str, Any], experiment: str) -> None:
+    def _open(self, loss: str, meta: dict[str, Any], experiment: str, created: bool) -> None:
         mlflow = import_mlflow()
         mlflow.set_tracking_uri(self.uri)
-        self.client = mlflow.MlflowClient()
-        with store.creation_lock(self.uri):
+        if not created:  # the study's creator makes the parent run; give it a minute
+            deadline = time.monotonic() + WAIT_S
+            while PARENT not in self.study.user_attrs and time.monotonic() < deadline:
+                time.sleep(1)
+        with store.creation_lock(self.uri):  # the client creates a sqlite store's schema
+            self.client = mlflow.MlflowClient()
             self.exp_id = experiment_id(mlflow, self.uri, experiment)
             self.parent = self.study.user_attrs.get(PARENT)
-            if self.parent is None:
+            if self.parent is None:  # the creator, or a study made with --no-mlflow
                 run = self.client.create_run(self.exp_id, run_name=self.study.study_name, tags={
                     "kind": "study", "optuna.study": self.study.study_name, "loss": loss,
                     "dataset": meta["dataset"]})

@@ -47,12 +47,13 @@ def parse_losses(text: str) -> list[str]:
     return names
 
 
-def _tracker(args: argparse.Namespace, study: optuna.Study, loss: str, meta: dict) -> Any:
+def _tracker(args: argparse.Namespace, study: optuna.Study, loss: str, meta: dict,
+             created: bool) -> Any:
     if args.no_mlflow:
         return NoTracker()
     from dcgan.tracking.study import StudyTracker  # mlflow only when it logs
 
-    return StudyTracker(study, loss, meta, args.experiment)
+    return StudyTracker(study, loss, meta, args.experiment, created)
 
 
 def _say(loss: str, n: int):
@@ -97,14 +98,19 @@ def tune_loss(args, setup: Prepared, loss: str, dims, storage,
     """Work on ``loss``'s study until it has its trials: the study and its tracker."""
     name = studies.study_name(short_name(dataset), loss, args.steps, args.batch, args.seed, dims)
     interval = max(1, args.steps // INTERVALS)
-    study = optuna.create_study(study_name=name, storage=storage, direction="minimize",
-                                load_if_exists=True, pruner=studies.pruner(interval, args.steps))
+    pruner = studies.pruner(interval, args.steps)
+    try:  # exactly one worker creates the study (and its MLflow parent run)
+        study = optuna.create_study(study_name=name, storage=storage, direction="minimize",
+                                    pruner=pruner)
+        created = True
+    except optuna.exceptions.DuplicatedStudyError:
+        study, created = optuna.load_study(study_name=name, storage=storage, pruner=pruner), False
     meta = {"dataset": dataset, "loss": loss, "trials": args.trials, "g_steps": args.steps,
             "batch": args.batch, "seed": args.seed, "space": str(args.space)}
     for key, value in meta.items():
         if key not in study.user_attrs:
             study.set_user_attr(key, value)
-    tracker = _tracker(args, study, loss, meta)
+    tracker = _tracker(args, study, loss, meta, created)
     say, after = _say(loss, args.trials)
     c = studies.counts(study)
     say(f"study {name}: {c.done} of {args.trials} trials done")
