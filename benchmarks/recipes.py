@@ -3,8 +3,8 @@
 A recipe is a set of params overrides (``RECIPES``). Each (data set, recipe, loss, seed)
 trains one DCGAN for ``--steps`` G steps at ``--batch`` on one half of an IDX sample and is
 scored in the domain classifier's space against the other half, which no G and no
-classifier ever trains on: Inception-style score, Fréchet distance, KID, precision, recall,
-classes covered, the class balance (largest deviation of a class's share from an even
+classifier ever trains on (the protocol is ``dcgan.halves``, which ``dcgan tune`` shares):
+Inception-style score, Fréchet distance, KID, precision, recall, classes covered, the class balance (largest deviation of a class's share from an even
 one) and the share of near-copies of training images (``dcgan.memorisation``, in pixels).
 The "floor" row scores the training half itself (its copies column: the real scoring
 half's own near-copy rate, the reference for the others). The run samples from what the
@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import math
 import sys
 import tempfile
 import time
@@ -31,20 +30,17 @@ from pathlib import Path
 
 import torch
 
-from benchlib import REPO, Trainer, device_name, parse_set, slug
-from dcgan import atomic, losses
-from dcgan.classifier import DomainClassifier, epochs_for, fit
+from benchlib import REPO, device_name, parse_set, slug
+from dcgan import atomic
 from dcgan.config import PAPER, load_params
-from dcgan.data.download import download
-from dcgan.data.preprocess import preprocess
-from dcgan.data.prepared import load_meta, load_split, permutation
-from dcgan.data.sources import parse_dataset, sample_dir
+from dcgan.data.sources import SAMPLES
 from dcgan.device import resolve_device
-from dcgan.scoring import Settings, classifier_scores, samples_of
+from dcgan.halves import Halves, budget_params, copy_check, halves, scores, train_one
 from dcgan.images import save_grid
-from dcgan.memorisation import CopyCheck, Space
+from dcgan.memorisation import CopyCheck
+from dcgan.scoring import samples_of
 
-DATASETS = {name: sample_dir(name) for name in ("mnist-5k", "fashion-900")}  # built-in samples
+DATASETS = SAMPLES  # the built-in samples, by name
 # The defaults before each round of these runs, so every row stays reproducible as params.yaml
 # moves on: the DCGAN paper's recipe (dcgan.config.PAPER: lr 2e-4, Adam betas 0.5/0.999,
 # transposed convs, the paper's depth, one D step, no R1, no EMA), then round 1's (lr 1e-3),
@@ -141,79 +137,21 @@ TINY = {"model.ngf": 8, "model.ndf": 8, "model.nz": 16, "classifier.width": 4,
         "classifier.min_steps": 0, "classifier.epochs": 1}
 
 
-def halves(source: Path, tmp: Path, classifier_overrides: dict, device: torch.device):
-    """Preprocessed data split in two seeded halves: a prepared train folder, a scoring set,
-    and a domain classifier trained on the train half."""
-    params = load_params(REPO / "params.yaml", classifier_overrides)
-    download(parse_dataset(f"idx:{source}"), tmp / "raw")
-    preprocess(tmp / "raw", tmp / "all", seed=0)
-    images, labels = load_split(tmp / "all", "train")
-    order = permutation(len(images), seed=0)
-    train, score = order[: len(order) // 2], order[len(order) // 2:]
-    (tmp / "train").mkdir()
-    torch.save({"images": images[train], "labels": labels[train]}, tmp / "train" / "train.pt")
-    meta = load_meta(tmp / "all")
-    meta["splits"] = {"train": {"count": len(train)}}
-    atomic.write_json(tmp / "train" / "meta.json", meta)
-    c = params.classifier
-    torch.manual_seed(0)
-    clf = DomainClassifier(nc=images.shape[1], num_classes=int(labels.max()) + 1, width=c.width)
-    clf = fit(clf, images[train], labels[train], epochs=epochs_for(len(train), c.epochs,
-              c.min_steps, c.batch_size), batch_size=c.batch_size, lr=c.lr, seed=0, device=device)
-    return tmp / "train", images[train], images[score], clf.to(device)
-
-
-def copy_check(data, device) -> CopyCheck:
-    """Near-copies of the training half, against the scoring half's own rate."""
-    _, train, score_half, clf = data
-    from dcgan.classifier import outputs
-
-    spaces = [Space("pixels", lambda x: x),
-              Space("features", lambda x: outputs(clf, x, device).features)]
-    return CopyCheck(train, score_half, spaces)
-
-
-def scores(clf, candidate: torch.Tensor, reference: torch.Tensor, device) -> dict:
-    """The table's numbers for ``candidate`` images against ``reference`` images."""
-    s = classifier_scores(clf, candidate, reference, device,
-                          Settings(is_splits=10, kid_subset_size=min(1000, len(reference)),
-                                   pr_k=3, batch_size=500, seed=0))
-    counts = list(s["class_histogram"].values())
-    even = sum(counts) / len(counts)
-    return {"IS": s["inception_score"]["mean"], "FD": s["frechet_distance"],
-            "KID": s["kid"]["mean"], "precision": s["precision"], "recall": s["recall"],
-            "classes": s["classes_covered"],
-            "balance": max(abs(c / even - 1) for c in counts), "counts": counts}
-
-
-def train_one(prepared: Path, workdir: Path, overrides: dict, steps: int, batch: int) -> Trainer:
-    """Train for at least ``steps`` G steps (whole epochs) under ``overrides``: the training
-    loop alone, with no checkpoints or grids to write (``workdir`` is unused)."""
-    probe = load_params(REPO / "params.yaml", {**overrides, "train.batch_size": batch})
-    n = load_meta(prepared)["splits"]["train"]["count"]
-    d_steps = losses.get(probe.loss).steps_per_g(probe.train.d_steps)
-    epochs = max(1, math.ceil(steps / ((n // batch) // d_steps)))
-    params = load_params(REPO / "params.yaml", {**overrides, "train.batch_size": batch,
-                                                "train.epochs": epochs, "train.eval_every": 0})
-    trainer = Trainer(params, load_split(prepared, "train")[0], losses.get(params.loss))
-    trainer.run()
-    return trainer
-
-
-def run_row(data, check: CopyCheck, name: str, overrides: dict, args, device, tmp: Path) -> dict:
-    """Train and score one (recipe, loss, seed) on one data set."""
-    prepared, _, score_half, clf = data
+def run_row(data: Halves, check: CopyCheck, name: str, overrides: dict, args, device,
+            tmp: Path) -> dict:
+    """Train and score one (recipe, loss, seed) on one data set (:mod:`dcgan.halves`)."""
     start = time.perf_counter()
-    trainer = train_one(prepared, tmp / f"{name}-{overrides['loss']}-{overrides['seed']}",
-                        {**overrides, "train.device": str(device)}, args.steps, args.batch)
+    params = budget_params(REPO / "params.yaml", data.prepared,
+                           {**overrides, "train.device": str(device)}, args.steps, args.batch)
+    trainer = train_one(params, data.prepared)
     wall = time.perf_counter() - start
-    fake = samples_of(trainer.sampler(), len(score_half), trainer.p.model.nz, device, seed=1)
+    fake = samples_of(trainer.sampler(), len(data.score), trainer.p.model.nz, device, seed=1)
     if args.grids:
         seed = overrides["seed"]
         save_grid(fake[:100], Path(args.grids) / f"{name}-{overrides['loss']}-{seed}.png")
     copies, _ = check.score(fake)
     return {"G_steps": trainer.iters * trainer.epoch, "epochs": trainer.epoch,
-            "wall_s": round(wall, 1), **scores(clf, fake, score_half, device),
+            "wall_s": round(wall, 1), **scores(data.classifier, fake, data.score, device),
             "copies": copies["pixels"]["share"], "copies_features": copies["features"]["share"]}
 
 
@@ -259,10 +197,11 @@ def main() -> None:
         for data_name in args.data.split(","):
             work = Path(tmp) / data_name
             work.mkdir()
-            data = halves(DATASETS[data_name], work, common, device)
+            data = halves(data_name, work,
+                          load_params(REPO / "params.yaml", common), device)
             check = copy_check(data, device)
             rows.append({"data": data_name, "recipe": "floor (real train half)", "loss": "-",
-                         "seed": "-", **scores(data[3], data[1], data[2], device),
+                         "seed": "-", **scores(data.classifier, data.train, data.score, device),
                          "copies": check.reference()["pixels"]["share"],
                          "copies_features": check.reference()["features"]["share"]})
             _append(args.jsonl, rows[-1])

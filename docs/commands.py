@@ -14,7 +14,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PAGES = ["README.md", "docs/data.md", "docs/training.md", "docs/evaluation.md",
-         "docs/tracking.md", "docs/writeups.md", "docs/reliability.md", "docs/benchmarks.md"]
+         "docs/tracking.md", "docs/tuning.md", "docs/writeups.md", "docs/reliability.md", "docs/benchmarks.md"]
 _FENCE = re.compile(r"^```(\w*)\s*$")
 _NOT_RUN = re.compile(r"^<!-- not run: (.+) -->$")
 

@@ -1,5 +1,6 @@
-"""`dcgan compare` and `dcgan runs`: loss variants from MLflow runs, mean ± std over seeds, one
-row per budget, the floor row, figures."""
+"""`dcgan compare` and `dcgan runs`: loss variants from MLflow runs, mean ± 95% t-interval over
+seeds, one row per budget, the floor row, figures (tuned recipes and verdicts:
+tests/test_compare_seeds.py)."""
 
 from __future__ import annotations
 
@@ -47,9 +48,9 @@ def test_compare_table_groups_seeds_and_adds_the_floor(tmp_path):
                           text=True, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     text = (out / "compare.md").read_text()
-    # FD mean ± sample std over the two seeds, with the budget the runs shared
-    assert "| bce | 0,1 | 30 | 1170 | 64 | default | 5 | 12 ± 2.8 |" in text
-    assert "| bce | 0,1 | 30 | 1170 | 64 | default | 5 | 12 ± 2.8 |" in proc.stdout  # terminal too
+    # FD mean ± the 95% t half-width over the two seeds (12.71 * 2.83 / √2), with the budget
+    assert "| bce | 0,1 | 30 | 1170 | 64 | default | 5 | 12 ± 25 |" in text
+    assert "| bce | 0,1 | 30 | 1170 | 64 | default | 5 | 12 ± 25 |" in proc.stdout  # terminal too
     assert "| mse | 0 | 30 | 1170 | 64 | default | 5 | 20 |" in text and "hinge" not in text
     assert "| **real-data floor** | 0,1 |  |  |  |  | 9.5 | 0.5 |" in text
     assert "Mixed budgets" not in text

@@ -19,7 +19,8 @@ from commands import PAGES, all_blocks  # noqa: E402
 
 BLOCKS = [b for b in all_blocks() if b.language in ("bash", "python")]
 COMMANDS = [(b, c) for b in BLOCKS if b.language == "bash" for c in b.commands()]
-EXTERNAL = {"python3", "pip", "git", "mlflow", "torchrun", "for", "cat", "pytest"}
+EXTERNAL = {"python3", "pip", "git", "mlflow", "torchrun", "for", "cat", "pytest", "export",
+            "psql"}
 
 
 def _id(item) -> str:

@@ -152,6 +152,7 @@ def test_core_imports_neither_mlflow_nor_dvc():
             "import dcgan.models, dcgan.losses, dcgan.training, dcgan.metrics, dcgan.scoring\n"
             "import dcgan.classifier, dcgan.data.preprocess, dcgan.data.download, dcgan.cli\n"
             "import dcgan.training.stage, dcgan.evaluation, dcgan.preflight\n"
+            "import dcgan.halves, dcgan.tuning.command, dcgan.spread\n"
             "assert not any(m.split('.')[0] in ('mlflow', 'dvc') for m in sys.modules if sys.modules[m])\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             env={"PYTHONPATH": str(REPO / "src"), "PATH": ""})

@@ -4,6 +4,7 @@
     dcgan compare [--dataset D]                                      loss variants side by side
     dcgan runs [--dataset D]                                         every trained run
     dcgan writeup NAME [-S KEY=VALUE] [--queue]                      a write-up as an experiment
+    dcgan tune [--losses L,L] [--trials N] [--storage URL]           a study per loss, same budget
 
 The parsers live here and import nothing heavy, so ``dcgan --help`` answers at once; each
 command imports its module (torch, mlflow) only when it runs. Errors are one line on stderr
@@ -49,8 +50,10 @@ def _tracked(p: argparse.ArgumentParser) -> None:
 
 def _compare(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("compare", help="loss variants on one data set, from their MLflow runs",
-                       description="Every loss variant on one data set, mean ± std over seeds, "
-                       "one row per budget and recipe, from the finished, evaluated MLflow runs; "
+                       description="Every loss variant on one data set, the mean and its 95% "
+                       "Student-t interval over seeds, one row per budget and recipe (default, "
+                       "or tuned by `dcgan tune`), and a verdict per pair of losses (Welch's "
+                       "t-test on FD), from the finished, evaluated MLflow runs; "
                        "writes compare.md, grids.png and losses.png and logs them to MLflow.")
     _tracked(p)
     p.add_argument("--out", help="report folder (default: reports/compare/<data set's name>, "
@@ -82,12 +85,25 @@ def _writeup(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(target="dcgan.writeups:run")
 
 
+def _tune(sub: argparse._SubParsersAction) -> None:
+    from dcgan.tuning.options import add_options  # argparse only: --help stays instant
+
+    p = sub.add_parser("tune", help="an Optuna study per loss, every loss the same trial budget",
+                       description="A hyperparameter study per loss (Optuna: seeded TPE, "
+                       "Hyperband pruning on the periodic FD): each trial trains at a fixed "
+                       "G-step budget on one half of the data and is scored against the other "
+                       "half. Run the same command on several processes or machines (one "
+                       "--storage) to share the work; rerun it to continue. docs/tuning.md.")
+    add_options(p)
+    p.set_defaults(target="dcgan.tuning.command:run")
+
+
 def parser() -> argparse.ArgumentParser:
     """The ``dcgan`` parser with every subcommand."""
     top = argparse.ArgumentParser(prog="dcgan", description="A reproducible DCGAN pipeline: "
                                   "the commands beside `dvc repro` (docs/ has the rest).")
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_sample, _compare, _runs, _writeup):
+    for add in (_sample, _compare, _runs, _writeup, _tune):
         add(sub)
     return top
 

@@ -1,5 +1,6 @@
-"""Trained runs read back from MLflow: ``dcgan compare`` (loss variants, mean ± std over seeds)
-and ``dcgan runs`` (every training run with its budget and scores).
+"""Trained runs read back from MLflow: ``dcgan compare`` (loss variants, mean and 95%
+t-interval over seeds, a verdict per pair of losses) and ``dcgan runs`` (every training run
+with its budget and scores).
 
 A comparison is only fair at the same budget and recipe, so each row is one (loss, epochs,
 G steps, batch, recipe) and the report says so when the runs mix budgets. Imports mlflow
@@ -11,7 +12,6 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import statistics
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -19,7 +19,7 @@ from typing import Any
 
 from PIL import Image
 
-from dcgan import atomic
+from dcgan import atomic, spread
 from dcgan.config import PAPER, load_params
 from dcgan.errors import UserError
 from dcgan.losses import LOSSES
@@ -64,10 +64,22 @@ def evaluated_runs(client: Any, experiment: str) -> list[Any]:
             if r.info.status == "FINISHED" and HEADLINE in r.data.metrics]
 
 
+def tuned_source(run: Any) -> str | None:
+    """``tuned: N trials at B G steps`` when the run trained its loss's params from
+    ``configs/tuned/<data set>.yaml`` (``dcgan tune``), else None."""
+    from dcgan.tuning.tuned import read_tuned, source, tuned_file
+
+    path = tuned_file(short_name(run.data.tags.get("dataset", "")))
+    return source(run.data.params, run.data.tags.get("loss", ""), read_tuned(path))
+
+
 def recipe(run: Any, defaults: dict[str, Any]) -> str:
-    """``default``, ``paper`` (:data:`PAPER`) or the recipe keys where the run differs from
-    the defaults, e.g. ``lr_g=0.0002 ema=none`` (``?`` without a params.yaml to compare with)."""
+    """``tuned: N trials at B G steps``, ``default``, ``paper`` (:data:`PAPER`) or the recipe
+    keys where the run differs from the defaults, e.g. ``lr_g=0.0002 ema=none`` (``?``
+    without a params.yaml to compare with)."""
     params = run.data.params
+    if tuned := tuned_source(run):
+        return tuned
 
     def differs(values: dict[str, Any]) -> list[str]:
         return [k for k, v in values.items() if params.get(k) != str(v)]
@@ -102,15 +114,12 @@ def find_runs(client: Any, experiment: str, dataset: str, defaults: dict[str, An
 
 
 def _cell(values: list[float]) -> str:
-    if not values:
-        return "–"
-    if len(set(values)) == 1:  # one run, or the same floor repeated in every run
-        return f"{values[0]:.4g}"
-    return f"{statistics.mean(values):.4g} ± {statistics.stdev(values):.2g}"
+    return spread.cell(values)  # mean ± its 95% t half-width over seeds
 
 
 def table(runs: list[Any], defaults: dict[str, Any]) -> str:
-    """Markdown: one row per loss and budget (mean ± std over its seeds), then the floor."""
+    """Markdown: one row per loss and budget (mean ± 95% t-interval over its seeds), then
+    the floor."""
     groups: dict[tuple, list[Any]] = {}
     for run in runs:
         groups.setdefault((run.data.tags["loss"], *budget(run, defaults)), []).append(run)
@@ -131,7 +140,7 @@ def table(runs: list[Any], defaults: dict[str, Any]) -> str:
 def preamble(runs: list[Any], defaults: dict[str, Any]) -> str:
     """What the table compares: the reference set and, when they differ, the budgets."""
     refs = {r.data.tags.get("eval.reference", "the evaluate stage's reference") for r in runs}
-    text = (f"{len(runs)} runs; mean ± std over seeds where there are several. Each row is "
+    text = (f"{len(runs)} runs; {spread.INTERVAL} where there are several. Each row is "
             "what its runs sample from (the EMA of G when on), scored against "
             f"{' / '.join(sorted(refs))}; the floor row is real data scored the same way.")
     spent = {budget(r, defaults)[:3] for r in runs}
@@ -140,6 +149,26 @@ def preamble(runs: list[Any], defaults: dict[str, Any]) -> str:
         text += (f"\n\n**Mixed budgets** ({', '.join(steps)} G steps): rows of different G steps "
                  "or recipes are not a comparison of losses; compare rows with the same budget.")
     return text
+
+
+def verdicts(runs: list[Any], defaults: dict[str, Any]) -> str:
+    """One line per pair of losses at the same G steps and batch: FD over seeds told apart
+    or not (:data:`dcgan.spread.TEST`)."""
+    groups: dict[tuple, list[float]] = {}
+    for run in runs:
+        epochs, steps, batch, how = budget(run, defaults)
+        groups.setdefault((steps, batch, run.data.tags["loss"], how), []).append(
+            run.data.metrics[HEADLINE])
+    lines = []
+    for i, (a, fd_a) in enumerate(groups.items()):
+        for b, fd_b in list(groups.items())[i + 1:]:
+            if a[:2] == b[:2] and a[2] != b[2]:
+                lines.append(f"- at {a[0]} G steps, " + spread.verdict(
+                    f"{a[2]} ({a[3]})", fd_a, f"{b[2]} ({b[3]})", fd_b, "FD"))
+    if not lines:
+        return ""
+    return (f"**Verdicts** (FD in the classifier's space; {spread.TEST}):\n\n"
+            + "\n".join(lines) + "\n")
 
 
 def _artifact(client: Any, run: Any, path: str, dest: Path) -> Path | None:
@@ -208,6 +237,8 @@ def run(args: argparse.Namespace) -> None:
                         f"{args.experiment!r} at {tracking_uri()}; "
                         + (f"there are: {have}" if have else "run `dvc repro` or `dvc exp run` first"))
     text = table(runs, defaults)
+    if said := verdicts(runs, defaults):
+        text += "\n" + said
     with atomic.output_dir(out) as tmp, tempfile.TemporaryDirectory() as scratch:
         atomic.write_text(tmp / "compare.md", f"# {dataset}: loss variants compared\n\n"
                           f"{preamble(runs, defaults)}\n\n{text}\n![final grids](grids.png)\n\n"

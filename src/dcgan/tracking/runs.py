@@ -187,21 +187,7 @@ class MlflowLogger:
 
     def _experiment_id(self, mlflow: Any) -> str:
         """Get or create the experiment (a local store gets an absolute artifact folder)."""
-        name = os.environ.get("MLFLOW_EXPERIMENT_NAME", EXPERIMENT)
-        exp = mlflow.get_experiment_by_name(name)
-        if exp is not None:
-            return exp.experiment_id
-        # A local store's artifacts go beside its sqlite file (by default both at the repo
-        # root: queued runs live in temp dirs), else to the repo root; a tracking server keeps
-        # its own (proxied) artifact store.
-        local = self.uri.startswith(("sqlite:", "file:")) or "://" not in self.uri
-        db = store.sqlite_path(self.uri)
-        home = resolve(db).parent if db else repo_root()
-        location = (home / "mlartifacts").as_uri() if local else None
-        try:
-            return mlflow.create_experiment(name, artifact_location=location)
-        except mlflow.exceptions.MlflowException:  # created meanwhile by another process
-            return mlflow.get_experiment_by_name(name).experiment_id
+        return experiment_id(mlflow, self.uri, os.environ.get("MLFLOW_EXPERIMENT_NAME", EXPERIMENT))
 
     def log_epoch(self, epoch: int, metrics: dict[str, float], grid: Path | None) -> None:
         """Per-epoch means as metrics at ``step=epoch``, and the fixed-noise grid as an image
@@ -264,6 +250,25 @@ class MlflowLogger:
         return (f"MLflow at {self.uri} failed ({store.cause(self.error, self.uri)}); not logged: "
                 f"{', '.join(self.not_logged)}; the training outputs were still written; "
                 f"{store.fix(self.uri, self.error)}")
+
+
+def experiment_id(mlflow: Any, uri: str, name: str) -> str:
+    """Get or create the experiment ``name`` at ``uri`` (a local store gets an absolute
+    artifact folder)."""
+    exp = mlflow.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    # A local store's artifacts go beside its sqlite file (by default both at the repo
+    # root: queued runs live in temp dirs), else to the repo root; a tracking server keeps
+    # its own (proxied) artifact store.
+    local = uri.startswith(("sqlite:", "file:")) or "://" not in uri
+    db = store.sqlite_path(uri)
+    home = resolve(db).parent if db else repo_root()
+    location = (home / "mlartifacts").as_uri() if local else None
+    try:
+        return mlflow.create_experiment(name, artifact_location=location)
+    except mlflow.exceptions.MlflowException:  # created meanwhile by another process
+        return mlflow.get_experiment_by_name(name).experiment_id
 
 
 def _mark_model_training(mlflow: Any, exp_id: str) -> None:
