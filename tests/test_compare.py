@@ -122,7 +122,7 @@ def test_runs_of_other_budgets_and_recipes_get_rows_of_their_own_and_a_flag(tmp_
 
 def test_losses_are_drawn_with_markers(tmp_path, monkeypatch):
     """A one-epoch run is one point per curve: only a marker shows it."""
-    from dcgan.tracking import compare
+    from dcgan import compare
 
     drawn = []
     monkeypatch.setattr(compare, "save_figure", lambda fig, path: drawn.append(fig))

@@ -55,7 +55,7 @@ def _compare(sub: argparse._SubParsersAction) -> None:
     _tracked(p)
     p.add_argument("--out", help="report folder (default: reports/compare/<data set's name>, "
                                  "e.g. reports/compare/mnist-5k for idx:../shared/data/mnist-5k)")
-    p.set_defaults(target="dcgan.tracking.compare:run")
+    p.set_defaults(target="dcgan.compare:run")
 
 
 def _runs(sub: argparse._SubParsersAction) -> None:
@@ -64,7 +64,7 @@ def _runs(sub: argparse._SubParsersAction) -> None:
                        "set, loss, seed, epochs, G steps, batch, recipe, IS and FD.")
     _tracked(p)
     p.add_argument("--limit", type=int, default=30, help="newest runs to list (default 30)")
-    p.set_defaults(target="dcgan.tracking.compare:list_runs")
+    p.set_defaults(target="dcgan.compare:list_runs")
 
 
 def _writeup(sub: argparse._SubParsersAction) -> None:
