@@ -196,7 +196,7 @@ def train_one(prepared: Path, workdir: Path, overrides: dict, steps: int, batch:
     epochs = max(1, math.ceil(steps / ((n // batch) // d_steps)))
     params = load_params(REPO / "params.yaml", {**overrides, "train.batch_size": batch,
                                                 "train.epochs": epochs, "train.eval_every": 0})
-    trainer = Trainer(params, load_split(prepared, "train")[0], losses.get(params.loss))
+    trainer = Trainer(params, load_split(prepared, "train")[0])
     trainer.run()
     return trainer
 

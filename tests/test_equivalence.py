@@ -132,7 +132,7 @@ def prepared(tmp_path_factory):
 def test_library_loop_equals_a_plain_loop_bit_for_bit(prepared, case):
     params = load_params(PARAMS, {**TINY, "train.ema_start": 0, **CASES[case]})
     images, _ = load_split(prepared, "train")
-    trainer = Trainer(params, images, get(params.loss))
+    trainer = Trainer(params, images)
     trainer.run()
     got = {"G": trainer.G.state_dict(), "D": trainer.D.state_dict(),
            "ema": trainer.ema.module.state_dict() if trainer.ema else {}}

@@ -18,7 +18,7 @@ from conftest import REPO
 TRAIN = {"d_loss": 1.2345678901, "g_loss": -12.345678901, "d_real": 0.51234, "d_fake": 0.4321,
          "epochs": 100, "iterations": 46900, "wall_time_s": 12345.678, "images_per_second": 4863.2,
          "device": "cuda:0", "dtype": "bf16", "processes": 8, "best_epoch": 87,
-         "best_eval_fd": 3.14159, "exp": "sworn-ghee"}
+         "best_periodic_fd_vs_train": 3.14159, "exp": "sworn-ghee"}
 
 
 def _row(fd: float, kid: float) -> dict:

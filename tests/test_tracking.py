@@ -196,7 +196,7 @@ def test_replaced_store_starts_a_new_run_with_the_whole_history(tmp_path):
 
 
 def test_a_new_run_for_an_old_checkpoint_holds_every_per_epoch_metric(tmp_path):
-    """The periodic FD (eval_fd) of epochs trained before the store was replaced used to be
+    """The periodic FD (periodic_fd_vs_train) of epochs trained before the store was replaced used to be
     missing: the checkpoint's history held only the losses."""
     from dcgan.classifier import DomainClassifier
 
@@ -211,7 +211,7 @@ def test_a_new_run_for_an_old_checkpoint_holds_every_per_epoch_metric(tmp_path):
     ((run, steps),) = _runs(uri)
     client = mlflow.MlflowClient(uri)
     logged = {key: [m.step for m in client.get_metric_history(run.info.run_id, key)]
-              for key in ("eval_fd", "d_loss", "g_spread", "images_per_second")}
+              for key in ("periodic_fd_vs_train", "d_loss", "g_spread", "images_per_second")}
     assert steps == [1, 2, 3] and all(v == [1, 2, 3] for v in logged.values()), logged
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import csv
 import os
 import socket
@@ -317,18 +316,21 @@ def test_a_trainer_started_beside_a_running_one_exits_with_one_line(tmp_path, pr
 
 def test_resume_hint_names_the_checkpoint_resume_would_use(tmp_path, prepared):
     """The launcher's error line points at the file a rerun resumes from: in the shorter
-    run's ``epochs-<N>/`` beside a longer run, and ``prev.pt`` when ``last.pt`` is broken."""
-    from dcgan.training.stage import resume_hint
+    run's ``epochs-<N>/`` beside a longer run, and ``prev.pt`` when ``last.pt`` is broken;
+    in the words the session's own error lines use (``workdir.kept``)."""
+    from dcgan.training.session import resume_hint
 
     params = _params(**{"train.epochs": 1})
-    args = argparse.Namespace(workdir=str(tmp_path / "work"), data=str(prepared))
-    assert "No epoch had finished" in resume_hint(params, args)
-    folder = tmp_path / "work" / run_id(params, load_meta(prepared))
+    work = tmp_path / "work"
+    assert resume_hint(params, prepared, work).startswith("no epoch had finished")
+    folder = work / run_id(params, load_meta(prepared))
     folder.mkdir(parents=True)
     checkpoint.save(folder / "last.pt", {"epoch": 3})  # a longer run of the same params
-    assert "No epoch had finished" in resume_hint(params, args)
+    assert resume_hint(params, prepared, work).startswith("no epoch had finished")
     shorter = folder / "epochs-1"
     shorter.mkdir()
     checkpoint.save(shorter / "prev.pt", {"epoch": 1})
     (shorter / "last.pt").write_bytes(b"torn")
-    assert resume_hint(params, args).startswith(f"{shorter / 'prev.pt'} (epoch 1) is intact")
+    assert resume_hint(params, prepared, work) == (
+        f"the last good checkpoint, {shorter / 'prev.pt'} (epoch 1), is kept: rerun "
+        "`dvc repro train` to resume from it")

@@ -19,6 +19,7 @@ from typing import Any, Callable, Sequence
 
 from dcgan import atomic
 from dcgan.config import Params, flatten
+from dcgan.paths import MLFLOW_RECORD as RECORD
 from dcgan.paths import repo_root, resolve
 from dcgan.tracking import store
 
@@ -30,7 +31,6 @@ EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 # The run's budget and cost, once at the end (the losses are per epoch already)
 FINAL = ("iterations", "epochs", "batch_size", "d_steps", "r1", "wall_time_s",
          "images_per_second", "best_epoch")
-RECORD = "mlflow_run.json"  # in a run folder and the train stage's outputs: which MLflow run
 DVC_TAGS = {"DVC_EXP_NAME": "dvc.exp_name", "DVC_EXP_BASELINE_REV": "dvc.baseline_rev",
             "DVC_STAGE": "dvc.stage"}
 
