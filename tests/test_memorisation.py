@@ -38,9 +38,11 @@ def test_copies_are_counted_new_images_are_not_and_the_real_rate_is_about_one_pe
         assert copied[space]["mean_to_train"] < copied[space]["mean_to_heldout"]
         assert 0.0 < check.reference()[space]["share"] < 0.04
     assert index[:500].tolist() == list(range(500))  # each copy's source is its nearest image
-    pairs = closest_pairs(torch.cat([train[:500] + noise]), train, (dist[:500], index[:500]), k=4)
-    assert pairs.shape == (8, 1, 28, 28)
-    assert torch.allclose(pairs[:4], pairs[4:], atol=0.05)  # the generated row over its source
+    samples, sources, distances = closest_pairs(train[:500] + noise, train,
+                                                (dist[:500], index[:500]), k=4)
+    assert samples.shape == sources.shape == (4, 1, 28, 28)
+    assert torch.allclose(samples, sources, atol=0.05)  # each sample beside its source
+    assert distances == sorted(distances) and distances[0] == dist[:500].min().item()
 
 
 def test_without_a_held_out_split_each_image_is_measured_against_the_others():

@@ -155,11 +155,19 @@ def test_full_pipeline_then_exp_run_with_other_loss(tmp_path, monkeypatch, repro
     client = mlflow.MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
     (run,) = client.search_runs([client.get_experiment_by_name("dcgan").experiment_id])
     assert run.data.tags["dvc.stage"] == "train"
-    assert run.data.metrics["scores/FD floor"] == pytest.approx(
-        scores["floor"]["classifier"]["frechet_distance"])
+    # a few headline scores charted; every row's every score in one table artifact
+    assert {m for m in run.data.metrics if m.startswith("scores/")} <= {"scores/IS", "scores/FD"}
+    assert run.data.metrics["scores/FD"] == pytest.approx(
+        scores["generator"]["classifier"]["frechet_distance"])
+    from dcgan.tracking.attach import read_scores
+
+    table = read_scores(client, run.info.run_id, tmp_path / "table")
+    assert table["floor"]["FD"] == pytest.approx(scores["floor"]["classifier"]["frechet_distance"])
+    assert table["generator"]["copies"] == pytest.approx(
+        scores["generator"]["copies"]["pixels"]["share"])
     assert not [m for m in run.data.metrics if "histogram" in m]  # per-class counts: an artifact
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "eval")}
-    assert artifacts == {"eval/details.json", "eval/nearest.png"}
+    assert artifacts == {"eval/details.json", "eval/nearest.png", "eval/scores.json"}
     assert run.data.tags["eval.reference"].startswith("held-out")
     assert run.data.tags["mlflow.note.content"].startswith(f"bce on idx:{idx_dir}: 1 epochs = ")
     _run(["git", "add", "dvc.lock", "metrics"], repo)  # the README's baseline commit

@@ -46,6 +46,10 @@ def test_run_logged_with_params_metrics_images_model_and_tags(tmp_path):
     assert [m.step for m in client.get_metric_history(run.info.run_id, "g_loss")] == [1, 2]
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"plots", "images"} <= artifacts
+    # the data set as an MLflow dataset input: the run list's Dataset column
+    (trained_on,) = run.inputs.dataset_inputs
+    assert trained_on.dataset.name == "idx (32 train, 1x28x28)" and len(trained_on.dataset.digest) == 8
+    assert [tag.value for tag in trained_on.tags if tag.key == "mlflow.data.context"] == ["training"]
     (model,) = client.search_logged_models(experiment_ids=[exp.experiment_id])
     assert model.name == "generator" and model.source_run_id == run.info.run_id
     # The logged model is an exported graph (MLflow's "pt2"): it loads in a fresh interpreter

@@ -120,6 +120,8 @@ class MlflowLogger:
             tags["mlflow.note.content"] = self.description  # the run page's Description
         if not same:
             mlflow.log_params(flatten(p))
+            if (dataset := dataset_input(self.meta)) is not None:
+                mlflow.log_input(dataset, context="training")
             if old is not None and epoch:
                 tags["dcgan.extends"] = old.info.run_id
         tags.update({tag: os.environ[env] for env, tag in DVC_TAGS.items() if os.environ.get(env)})
@@ -264,6 +266,41 @@ class MlflowLogger:
         return (f"MLflow at {self.uri} failed ({store.cause(self.error, self.uri)}); not logged: "
                 f"{', '.join(self.not_logged)}; the training outputs were still written; "
                 f"{store.fix(self.uri, self.error)}")
+
+
+def dataset_input(meta: dict[str, Any]) -> Any | None:
+    """The prepared data set as an MLflow dataset (the run list's Dataset column): its name
+    (``mnist-5k``, ``fashion-mnist``), where it came from (the local folder, or the download
+    URL) and a digest of the raw files' hash and the preprocessing (shape, split sizes), so two
+    runs on the same images show the same digest. None for a ``dataset`` value that does not
+    parse (only a hand-made ``meta``: the stages validated it)."""
+    import hashlib
+
+    from mlflow.data.http_dataset_source import HTTPDatasetSource
+    from mlflow.data.meta_dataset import MetaDataset
+
+    from dcgan.data.sources import parse_dataset
+
+    try:
+        source = parse_dataset(meta["dataset"])
+    except ValueError:
+        return None
+    if source.kind == "local":
+        from mlflow.data.dataset_source_registry import resolve_dataset_source
+
+        name, path = resolve(source.name).name, str(resolve(source.name))
+        with warnings.catch_warnings():  # the registry's note on guessing a source type
+            warnings.simplefilter("ignore")
+            origin = resolve_dataset_source(path)
+    else:
+        from dcgan.data.sources import torchvision_dataset
+
+        name, origin = source.name, HTTPDatasetSource(torchvision_dataset(source.name).mirrors[0])
+    shape = "x".join(str(n) for n in meta.get("image_shape", ()))
+    counts = {split: info["count"] for split, info in sorted(meta.get("splits", {}).items())}
+    digest = hashlib.sha256(json.dumps([meta.get("source_sha256"), shape, counts]).encode())
+    return MetaDataset(origin, name=f"{name} ({counts.get('train', '?')} train, {shape})",
+                       digest=digest.hexdigest()[:8])
 
 
 def _mark_model_training(mlflow: Any, exp_id: str) -> None:
