@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 import os
+import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -180,6 +182,12 @@ def test_full_pipeline_then_exp_run_with_other_loss(tmp_path, monkeypatch, repro
     # --all: this tiny classifier scores both generators alike to the headline's 4 digits
     diff = dvc(repo, "metrics", "diff", "--all", "--md")
     assert "| metrics/eval/generator.json | FD " in diff and "| metrics/train.json " in diff
+    # the README's exp-show line, verbatim, in a 120-column terminal: the score columns show
+    monkeypatch.setenv("COLUMNS", "120")
+    line = re.search(r"^dvc exp show .*$", (REPO / "README.md").read_text(), re.M).group(0)
+    header = next(row for row in dvc(repo, *shlex.split(line)[1:], "--no-pager").splitlines()
+                  if "Experiment" in row)
+    assert "generator.json:IS" in header and "generator.json:FD" in header and "loss" in header
 
 
 def _outputs(repo: Path) -> dict[str, bytes]:
