@@ -133,8 +133,9 @@ def table(runs: list[Any], defaults: dict[str, Any],
         return [scores[r.info.run_id][row][key] for r in group
                 if key in scores.get(r.info.run_id, {}).get(row, {})]
 
-    shown = [(col, key) for col, key in COLUMNS if any(values(runs, "generator", key)
-                                                       or values(runs, "floor", key))]
+    # a column where any run has the score (0.0 is a score: no near-copies, no precision)
+    shown = [(col, key) for col, key in COLUMNS
+             if values(runs, "generator", key) or values(runs, "floor", key)]
     header = ["loss", "seeds", "epochs", "G steps", "batch", "recipe", *(c for c, _ in shown)]
     rows = [(group_key, group, "generator") for group_key, group in groups.items()]
     rows.append((("real-data floor", "", "", "", ""), runs, "floor"))
@@ -242,8 +243,8 @@ def run(args: argparse.Namespace) -> None:
     print(text, end="")
     print(tables.wrap(f"compare: {len(runs)} runs of {dataset}; mean ± std over seeds; "
                       "near-copies in percent"
-                      + (f"; not shown here: {', '.join(left_out)}" if left_out else "")
-                      + f" -> {out / 'compare.md'}"))
+                      + (f"; not shown here: {', '.join(c.rstrip(' ↑↓') for c in left_out)}"
+                         if left_out else "") + f" -> {out / 'compare.md'}"))
 
 
 def list_runs(args: argparse.Namespace) -> None:
