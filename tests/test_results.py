@@ -84,3 +84,17 @@ def test_dvc_metrics_show_fits_120_columns(tmp_path):
     header = lines[0].split()
     assert {"IS", "FD", "precision", "recall", "copies", "epoch", "d_loss",
             "g_loss", "exp"} == set(header[1:]), shown
+
+
+def test_mlflow_charts_the_headline_and_tables_every_row_with_copies_in_percent():
+    from dcgan.tracking.attach import score_metrics, scores_table
+
+    result = {"generator": {"classifier": {"frechet_distance": 0.123456789,
+                                           "inception_score": {"mean": 7.5}},
+                            "copies": {"pixels": {"share": 0.0096}}},
+              "floor": {"classifier": {"frechet_distance": 0.05, "inception_score": {"mean": 9.5}},
+                        "copies": {"pixels": {"share": 0.01}}},
+              "noise": {"classifier": {"frechet_distance": 9.0}}}
+    assert score_metrics(result) == {"scores/IS": 7.5, "scores/FD": 0.123456789}
+    assert scores_table(result) == {"row": ["generator", "floor", "noise"], "IS": [7.5, 9.5, None],
+                                    "FD": [0.1235, 0.05, 9.0], "copies %": [0.96, 1.0, None]}

@@ -37,8 +37,9 @@ def score_metrics(result: dict[str, Any]) -> dict[str, float]:
 
 def scores_table(result: dict[str, Any]) -> dict[str, list[Any]]:
     """Every evaluated row's scores (:data:`dcgan.results.ALL_SCORES`), one row each, as
-    ``MlflowClient.log_table`` takes them (None where a row lacks a score); the near-copy
-    share in percent (:data:`COPIES_PERCENT`)."""
+    ``MlflowClient.log_table`` takes them (None where a row lacks a score), to 4 significant
+    digits like the headline files (``eval/details.json`` keeps full precision); the
+    near-copy share in percent (:data:`COPIES_PERCENT`)."""
     from dcgan.results import ALL_SCORES, ROWS, row_scores
 
     rows = [row for row in ROWS if row in result]
@@ -48,8 +49,8 @@ def scores_table(result: dict[str, Any]) -> dict[str, list[Any]]:
         if any(name in found[row] for row in rows):
             column = COPIES_PERCENT if name == "copies" else name
             scale = 100 if name == "copies" else 1
-            table[column] = [None if name not in found[row] else float(found[row][name]) * scale
-                             for row in rows]
+            table[column] = [None if name not in found[row]
+                             else float(f"{float(found[row][name]) * scale:.4g}") for row in rows]
     return table
 
 
