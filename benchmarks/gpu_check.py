@@ -1,6 +1,5 @@
 """One prepared check that proves and measures the CUDA path: run it first whenever a GPU is at hand.
 
-    benchmarks/gpu_check.sh --prepare   # here, before the GPU call: the data to carry, the call
     benchmarks/gpu_check.sh             # on the GPU machine (PYTHONPATH=src, no install step)
     benchmarks/gpu_check.sh --tiny      # every section at a tiny size on CPU (the CI smoke run)
     benchmarks/gpu_check.sh --only train-default,quality --budget 240   # a rerun of some sections
@@ -33,6 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(REPO / "src"))
 from dcgan import atomic  # noqa: E402  (torch-free: this process never imports torch)
+from dcgan.data.sources import sample_dir  # noqa: E402  (torch-free too)
 # name -> seconds. Env ends by its own plus GRACE_S, the rest by the sum of theirs (410) plus
 # GRACE_S: under 8 minutes, so a 15-minute GPU lease has room for a start and a rerun.
 BUDGETS = {"env": 15, "cuda-tests": 45, "train-eager": 70, "train-default": 120,
@@ -165,8 +165,8 @@ def budgets(selected: list[str], total: float | None, tiny: bool) -> dict[str, f
 
 
 def _data_default() -> Path:
-    carried = REPO / ".gpu_data" / "mnist-5k"
-    return carried if carried.is_dir() else REPO.parent / "shared" / "data" / "mnist-5k"
+    """The built-in mnist-5k sample: tracked in the package, so it travels with the checkout."""
+    return sample_dir("mnist-5k")
 
 
 def _write(result: dict, text: str, log: str, results: Path) -> list[Path]:
@@ -229,7 +229,7 @@ def main() -> int:
     size.add_argument("--full", action="store_true", help="the issue's sizes, even on CPU")
     parser.add_argument("--only", help=f"comma-separated sections (env always runs): {', '.join(BUDGETS)}")
     parser.add_argument("--budget", type=float, help="seconds for the selected sections together (env aside)")
-    parser.add_argument("--data", type=Path, default=None, help="the mnist-5k IDX folder")
+    parser.add_argument("--data", type=Path, default=None, help="an IDX folder (default: the built-in mnist-5k sample)")
     parser.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results")
     args = parser.parse_args()
     selected = ["env"] + [n for n in (args.only.split(",") if args.only else BUDGETS) if n != "env"]

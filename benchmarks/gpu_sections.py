@@ -193,8 +193,8 @@ def quality(cfg: dict, deadline: float, emit: Emit) -> dict:
     source = Path(c["data"])
     if not (source / "train-images-idx3-ubyte.gz").is_file() and not (
             source / "train-images-idx3-ubyte").is_file():
-        raise FileNotFoundError(f"{source} holds no MNIST IDX files: run `benchmarks/gpu_check.sh "
-                                "--prepare` before the GPU call and carry .gpu_data")
+        raise FileNotFoundError(f"{source} holds no MNIST IDX files: pass --data an IDX folder, "
+                                "or leave it out for the built-in mnist-5k sample")
     paths = {p: q.REFERENCE if QUALITY_PATHS[p] is None else QUALITY_PATHS[p] for p in c["paths"]}
     done = q.compare(source, paths, c["seeds"], c["epochs"], c["batch"], c["common"],
                      deadline=deadline - c["run_guess_s"],

@@ -30,7 +30,7 @@ from dcgan.config import Params, load_params
 from dcgan.data.download import download
 from dcgan.data.preprocess import preprocess
 from dcgan.data.prepared import hold_out, load_split
-from dcgan.data.sources import parse_dataset
+from dcgan.data.sources import parse_dataset, sample_dir
 from dcgan.device import resolve_device
 from dcgan.scoring import fd_scorer
 
@@ -116,8 +116,8 @@ def _print_run(path: str, row: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--source", default=str(REPO.parent / "shared/data/mnist-5k"),
-                        help="an IDX folder (MNIST layout)")
+    parser.add_argument("--source", default=str(sample_dir("mnist-5k")),
+                        help="an IDX folder (MNIST layout); default: the built-in mnist-5k sample")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--batch", type=int, default=64)

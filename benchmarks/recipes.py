@@ -38,14 +38,13 @@ from dcgan.config import PAPER, load_params
 from dcgan.data.download import download
 from dcgan.data.preprocess import preprocess
 from dcgan.data.prepared import load_meta, load_split, permutation
-from dcgan.data.sources import parse_dataset
+from dcgan.data.sources import parse_dataset, sample_dir
 from dcgan.device import resolve_device
 from dcgan.scoring import Settings, classifier_scores, samples_of
 from dcgan.images import save_grid
 from dcgan.memorisation import CopyCheck, Space
 
-SHARED = REPO.parent / "shared" / "data"
-DATASETS = {"mnist-5k": SHARED / "mnist-5k", "fashion-900": SHARED / "fashion-mnist-sample"}
+DATASETS = {name: sample_dir(name) for name in ("mnist-5k", "fashion-900")}  # built-in samples
 # The defaults before each round of these runs, so every row stays reproducible as params.yaml
 # moves on: the DCGAN paper's recipe (dcgan.config.PAPER: lr 2e-4, Adam betas 0.5/0.999,
 # transposed convs, the paper's depth, one D step, no R1, no EMA), then round 1's (lr 1e-3),

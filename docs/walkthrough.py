@@ -3,17 +3,17 @@
     python docs/walkthrough.py                 # the committed HEAD, in a temp folder
     python docs/walkthrough.py --keep /tmp/w   # and keep the clone to look at
 
-The clone sits in a temp folder beside a link to ``../shared`` (the local samples the docs
-train on), with its own MLflow store; the commands run in reading order (README first, then
-the docs pages in the README's order), so each page's commands see what the earlier ones
-left, as a reader following them would. Each command's output is then checked for what the
-command is for (``docs/expect.py``: the exp-show line shows the IS and FD columns, compare
-names every evaluated loss, sample wrote its grid...), in a terminal of 120 columns
-(``COLUMNS``). Blocks marked ``<!-- not run: <reason> -->`` are listed with their reason and
-skipped (``tests/test_docs.py`` still checks them). The only setup is a repo-local git
-identity when none is configured (``dvc exp run`` commits). A command that fails, or prints
-the wrong thing, stops the walk with its output; the exit code is non-zero. CI runs this
-after the tests (``.ci/run``).
+The clone sits alone in a temp folder (the docs train on the package's built-in samples, so
+nothing beside the repo is needed), with its own MLflow store; the commands run in reading
+order (README first, then the docs pages in the README's order), so each page's commands see
+what the earlier ones left, as a reader following them would. Each command's output is then
+checked for what the command is for (``docs/expect.py``: the exp-show line shows the IS and
+FD columns, compare names every evaluated loss, sample wrote its grid...), in a terminal of
+120 columns (``COLUMNS``). Blocks marked ``<!-- not run: <reason> -->`` are listed with
+their reason and skipped (``tests/test_docs.py`` still checks them). The only setup is a
+repo-local git identity when none is configured (``dvc exp run`` commits). A command that
+fails, or prints the wrong thing, stops the walk with its output; the exit code is non-zero.
+CI runs this after the tests (``.ci/run``).
 """
 
 from __future__ import annotations
@@ -33,12 +33,8 @@ TIMEOUT_S = 1800  # one command; the longest, a quick run, took 10 minutes on 2 
 
 
 def _clone(into: Path) -> Path:
-    """A fresh clone of HEAD at ``into/repo``, with ``into/shared`` -> ``../shared``."""
+    """A fresh clone of HEAD at ``into/repo``, nothing beside it."""
     subprocess.run(["git", "clone", "-q", str(REPO), str(into / "repo")], check=True)
-    shared = REPO.parent / "shared"
-    if not shared.is_dir():
-        raise SystemExit(f"walkthrough: {shared} absent: the docs train on its samples")
-    (into / "shared").symlink_to(shared)
     repo = into / "repo"
     if subprocess.run(["git", "config", "user.email"], cwd=repo, capture_output=True).returncode:
         for key, value in (("user.email", "walkthrough@example.com"), ("user.name", "walkthrough")):

@@ -1,4 +1,5 @@
-"""Shared test helpers: generated IDX files and image folders, params, the ../shared samples."""
+"""Shared test helpers: generated IDX files and image folders, params, the real samples (the
+package's built-in mnist-5k and fashion-900; the AFHQ sample in ../shared/data)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import torch
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+AFHQ_SAMPLE = REPO.parent / "shared" / "data" / "afhq-sample"
 
 
 def _committed_params() -> Path:
@@ -98,11 +99,13 @@ def mlflow_store(tmp_path, monkeypatch) -> str:
 
 
 @pytest.fixture
-def shared_data() -> Path:
-    """../shared/data, or skip: the samples live beside the repo, never inside it."""
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"{SHARED_DATA} absent (sample data sits beside the repo, not in it)")
-    return SHARED_DATA
+def afhq_sample() -> Path:
+    """../shared/data/afhq-sample, or skip: its licence (CC BY-NC) keeps it out of the package,
+    so it exists only beside this project's own checkouts."""
+    if not AFHQ_SAMPLE.is_dir():
+        pytest.skip(f"{AFHQ_SAMPLE} absent: the AFHQ sample (CC BY-NC) is not shipped with the "
+                    "package; it sits beside this project's own checkouts")
+    return AFHQ_SAMPLE
 
 
 TINY = {"model.ngf": 8, "model.ndf": 8, "model.nz": 16, "train.batch_size": 16,

@@ -53,7 +53,7 @@ def test_benchmark_smoke_run_writes_its_table_and_json(tmp_path):
 
 
 @pytest.mark.slow
-def test_recipe_benchmark_smoke_run(tmp_path, shared_data):
+def test_recipe_benchmark_smoke_run(tmp_path):
     """benchmarks/recipes.py at a tiny size on the real mnist-5k sample: one row per recipe
     and loss, plus the real-data floor, in the table and the JSON."""
     proc = subprocess.run([sys.executable, str(REPO / "benchmarks/recipes.py"), "--tiny",

@@ -80,12 +80,12 @@ def test_no_runs_of_this_data_set_names_those_that_have_some(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = mlflow.MlflowClient(uri)
     exp_id = client.create_experiment("dcgan", artifact_location=(tmp_path / "art").as_uri())
-    _run(client, exp_id, "bce", 0, 10.0, dataset="idx:../shared/data/mnist-5k")
+    _run(client, exp_id, "bce", 0, 10.0, dataset="mnist-5k")
     proc = subprocess.run([DCGAN, "compare", "--dataset", "mnist"],
                           env=dict(os.environ, MLFLOW_TRACKING_URI=uri), capture_output=True,
                           text=True, cwd=tmp_path)
     assert proc.returncode == 2
-    assert proc.stderr.strip().endswith("there are: --dataset idx:../shared/data/mnist-5k (1 runs)")
+    assert proc.stderr.strip().endswith("there are: --dataset mnist-5k (1 runs)")
 
 
 def test_default_data_set_from_params_however_its_path_is_spelled(tmp_path):

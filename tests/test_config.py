@@ -35,7 +35,7 @@ def test_params_yaml_holds_no_null():
 @pytest.mark.parametrize("overrides, message", [
     ({"loss": "wasserstein"}, "loss: unknown value 'wasserstein'; allowed: bce, mse, hinge, wgan-gp"),
     ({"dataset": "cifar10"}, "dataset: unknown value 'cifar10'; allowed: fashion-mnist, mnist, "
-                             "animal-faces, idx:<dir>, folder:<dir>"),
+                             "animal-faces, mnist-5k, fashion-900, idx:<dir>, folder:<dir>"),
     ({"dataset": "idx:"}, "dataset: 'idx:' needs a directory"),
     ({"dataset": 3}, "dataset: expected a string"),
     ({"seed": "zero"}, "seed: expected an integer, got 'zero'"),
@@ -89,7 +89,7 @@ def test_stage_rejects_bad_params_before_work(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         "error: params.yaml: dataset: unknown value 'imagenet'; allowed: fashion-mnist, mnist, "
-        "animal-faces, idx:<dir>, folder:<dir>"]
+        "animal-faces, mnist-5k, fashion-900, idx:<dir>, folder:<dir>"]
     assert not out.exists()
 
 

@@ -52,8 +52,28 @@ def test_no_network_names_the_mirror_option(tmp_path, monkeypatch):
         dl.download(parse_dataset("mnist"), tmp_path / "raw")
     message = str(err.value)
     assert "download.mirror" in message and "\n" not in message
-    assert "offline? train on local files: dataset: idx:<dir>" in message  # not only a mirror
-    assert "folder:<dir>" in message and "quick run" in message
+    # not only a mirror: the built-in samples first, then local files
+    assert "offline? train on a built-in sample: dataset: mnist-5k" in message
+    assert message.index("fashion-900") < message.index("idx:<dir>") < message.index("folder:<dir>")
+    assert "quick run" in message
+    assert not (tmp_path / "raw").exists()
+
+
+def test_built_in_sample_needs_no_network(tmp_path, monkeypatch):
+    def offline(*args, **kwargs):
+        raise AssertionError("a built-in sample must not touch the network")
+    monkeypatch.setattr("torchvision.datasets.utils.download_url", offline)
+    manifest = dl.download(parse_dataset("fashion-900"), tmp_path / "raw")
+    assert manifest["dataset"] == "fashion-900" and manifest["format"] == "idx"
+    assert sorted(p.name for p in (tmp_path / "raw").iterdir()) == [
+        "manifest.json", "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"]
+
+
+def test_a_sample_missing_from_the_install_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setattr(dl, "sample_dir", lambda name: tmp_path / "gone" / name)
+    with pytest.raises(UserError, match=r"dataset: mnist-5k: the built-in sample is missing .*"
+                                        r"reinstall"):
+        dl.download(parse_dataset("mnist-5k"), tmp_path / "raw")
     assert not (tmp_path / "raw").exists()
 
 

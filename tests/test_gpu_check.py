@@ -84,7 +84,7 @@ def test_a_failing_section_is_recorded_and_the_next_one_runs(tmp_path):
     assert proc.returncode == 1
     quality = result["sections"]["quality"]
     assert quality["status"] == "FAILED"
-    assert quality["error"].startswith("FileNotFoundError: ") and "--prepare" in quality["error"]
+    assert quality["error"].startswith("FileNotFoundError: ") and "--data" in quality["error"]
     assert result["sections"]["metrics"]["status"] == "ok"
     assert "| quality | FAILED | " in markdown and "| metrics | ok |" in markdown
 

@@ -53,8 +53,15 @@ def test_stage_deps_list_the_modules_it_imports(stage):
     script = f"stages/{stage}.py"
     assert script in spec["cmd"] and script in spec["deps"]
     imported = _dcgan_imports(REPO / script, set())
-    listed = {d for d in spec["deps"] if d.startswith("src/")}
+    listed = {d for d in spec["deps"] if d.startswith("src/") and d.endswith(".py")}
     assert imported == listed, f"{stage}: deps should list exactly {sorted(imported)}"
+
+
+def test_the_download_stage_depends_on_the_built_in_samples():
+    """It copies them: a changed sample file must rerun it (and only it reads them)."""
+    users = [name for name, spec in DVC_YAML["stages"].items()
+             if "src/dcgan/data/samples" in spec["deps"]]
+    assert users == ["download"]
 
 
 def _run(cmd: list[str], cwd: Path) -> str:

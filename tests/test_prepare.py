@@ -103,15 +103,19 @@ def test_truncated_idx_source_is_named_at_download(tmp_path):
     assert not (tmp_path / "raw").exists()
 
 
-def test_shared_fashion_sample(tmp_path, shared_data):
-    prepared = _prepare(tmp_path, f"idx:{shared_data / 'fashion-mnist-sample'}")
+@pytest.mark.parametrize("name, count", [("fashion-900", 900), ("mnist-5k", 5000)])
+def test_built_in_sample(tmp_path, name, count):
+    """The package's samples, by name: copied by download (no network), 10 balanced classes."""
+    prepared = _prepare(tmp_path, name)
     x, y = load_split(prepared)
-    assert x.shape == (900, 1, 28, 28) and x.min() == -1 and x.max() == 1
-    assert len(load_meta(prepared)["classes"]) == 10 and y.unique().numel() == 10
+    assert x.shape == (count, 1, 28, 28) and x.min() == -1 and x.max() == 1
+    assert len(load_meta(prepared)["classes"]) == 10
+    assert y.bincount().tolist() == [count // 10] * 10
+    assert load_meta(prepared)["dataset"] == name
 
 
-def test_shared_afhq_sample(tmp_path, shared_data):
-    prepared = _prepare(tmp_path, f"folder:{shared_data / 'afhq-sample'}")
+def test_afhq_sample(tmp_path, afhq_sample):
+    prepared = _prepare(tmp_path, f"folder:{afhq_sample}")
     x, y = load_split(prepared)
     assert x.shape == (41, 3, 64, 64) and x.min() >= -1 and x.max() <= 1
     assert load_meta(prepared)["classes"] == ["cat", "dog", "wild"]
@@ -126,3 +130,20 @@ def test_outputs_get_the_usual_file_mode(tmp_path):
     os.umask(umask)
     assert stat.S_IMODE(prepared.stat().st_mode) == 0o777 & ~umask
     assert stat.S_IMODE((prepared / "meta.json").stat().st_mode) == 0o666 & ~umask
+
+
+def test_every_sample_file_is_package_data():
+    """pyproject.toml's package-data globs take every file of the samples folder, so a
+    non-editable install (a wheel) ships them (checked by hand: `pip wheel .` lists all six)."""
+    import fnmatch
+    import tomllib
+
+    from conftest import REPO
+
+    globs = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"]["dcgan"]
+    package = REPO / "src" / "dcgan"
+    files = [p.relative_to(package).as_posix()
+             for p in (package / "data" / "samples").rglob("*") if p.is_file()]
+    assert len(files) == 6
+    assert [f for f in files if not any(fnmatch.fnmatch(f, g) for g in globs)] == []

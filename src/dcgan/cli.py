@@ -54,7 +54,7 @@ def _compare(sub: argparse._SubParsersAction) -> None:
                        "writes compare.md, grids.png and losses.png and logs them to MLflow.")
     _tracked(p)
     p.add_argument("--out", help="report folder (default: reports/compare/<data set's name>, "
-                                 "e.g. reports/compare/mnist-5k for idx:data/mnist-5k)")
+                                 "e.g. reports/compare/mnist-5k for mnist-5k or idx:/data/mnist-5k)")
     p.set_defaults(target="dcgan.compare:run")
 
 

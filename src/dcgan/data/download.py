@@ -1,8 +1,9 @@
 """The download stage's work: raw files for a ``dataset`` into one folder, with a manifest.
 
-Fashion-MNIST and MNIST come through torchvision (its URLs and MD5 checksums), Animal Faces
-through the Kaggle API, local ``idx:``/``folder:`` sources are copied so that data/raw is
-a snapshot DVC can cache. A mirror (``download.mirror`` or ``$DCGAN_MIRROR``: a directory or
+The built-in samples (``mnist-5k``, ``fashion-900``) are copied from the package, Fashion-MNIST
+and MNIST come through torchvision (its URLs and MD5 checksums), Animal Faces through the
+Kaggle API, local ``idx:``/``folder:`` sources are copied so that data/raw is a snapshot DVC
+can cache. A mirror (``download.mirror`` or ``$DCGAN_MIRROR``: a directory or
 URL base holding the upstream file names) serves air-gapped machines.
 """
 
@@ -18,15 +19,16 @@ from pathlib import Path
 
 from dcgan import atomic, paths
 from dcgan.data import archive, folder, idx
-from dcgan.data.sources import TORCHVISION, Source, torchvision_dataset
+from dcgan.data.sources import SAMPLES, TORCHVISION, Source, sample_dir, torchvision_dataset
 from dcgan.errors import UserError
 
 MIRROR_ENV = "DCGAN_MIRROR"
 MIRROR_HINT = f"set download.mirror in params.yaml (or ${MIRROR_ENV}) to a folder or URL holding"
-# Offline, the way forward is usually local files, not a mirror of the exact upstream ones
-LOCAL_HINT = ("offline? train on local files: dataset: idx:<dir> (MNIST's file layout, e.g. "
-              "idx:../shared/data/mnist-5k, the README's quick run) or folder:<dir> (an image "
-              "folder; docs/data.md)")
+# Offline, the way forward is the built-in samples or local files, not a mirror of the exact
+# upstream ones
+LOCAL_HINT = ("offline? train on a built-in sample: dataset: mnist-5k (5,000 MNIST digits, the "
+              "README's quick run) or fashion-900 (900 Fashion-MNIST images); or on local files: "
+              "idx:<dir> (MNIST's file layout) or folder:<dir> (an image folder; docs/data.md)")
 KAGGLE_DATASET = "andrewmvd/animal-faces"
 KAGGLE_ZIP = "animal-faces.zip"
 KAGGLE_ROOT = "afhq"  # the zip's top folder: afhq/{train,val}/{cat,dog,wild}
@@ -118,6 +120,17 @@ def _animal_faces(dest: Path, mirror: str | None) -> str:
     return KAGGLE_ROOT
 
 
+def _sample(name: str, dest: Path) -> None:
+    """Copy a built-in sample's IDX files (shipped in the package) into ``dest``."""
+    src = sample_dir(name)
+    files = sorted(src.glob("*-ubyte.gz"))
+    if not files:  # an install that left the package data out
+        raise UserError(f"dataset: {name}: the built-in sample is missing from {src}; reinstall "
+                        "the package (pip install -e .)")
+    for f in files:
+        shutil.copyfile(f, dest / f.name)
+
+
 def _local(source: Source, dest: Path) -> str:
     """Check the user's files as preprocess will read them (so errors name them), then copy."""
     src = paths.resolve(source.name)
@@ -161,6 +174,9 @@ def download(source: Source, out: str | Path, mirror: str | None = None) -> dict
     with atomic.output_dir(out) as tmp:
         if source.kind == "local":
             root = _local(source, tmp)
+        elif source.name in SAMPLES:
+            _sample(source.name, tmp)
+            root = "."
         elif source.name in TORCHVISION:
             _torchvision(source.name, tmp, mirror)
             root = "."

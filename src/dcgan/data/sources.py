@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 # Known names -> the format of what the download stage leaves in data/raw.
 KNOWN = {
     "fashion-mnist": "idx",
     "mnist": "idx",
     "animal-faces": "folder",
+    "mnist-5k": "idx",
+    "fashion-900": "idx",
 }
 TORCHVISION = ("fashion-mnist", "mnist")  # the known names torchvision downloads and labels
+# Built-in samples (src/dcgan/data/samples/, sources and licences in its README.md): small real
+# subsets of MNIST and Fashion-MNIST shipped in the package, so a clone runs offline.
+SAMPLES = ("mnist-5k", "fashion-900")
 LOCAL_PREFIXES = ("idx", "folder")
 ALLOWED_TEXT = ", ".join([*KNOWN, "idx:<dir>", "folder:<dir>"])
 
@@ -40,6 +46,11 @@ def torchvision_dataset(name: str) -> type:
     from torchvision.datasets import MNIST, FashionMNIST
 
     return {"fashion-mnist": FashionMNIST, "mnist": MNIST}[name]
+
+
+def sample_dir(name: str) -> Path:
+    """The folder of the built-in sample ``name`` (one of ``SAMPLES``), inside the package."""
+    return Path(__file__).resolve().parent / "samples" / name
 
 
 def parse_dataset(spec: object) -> Source:

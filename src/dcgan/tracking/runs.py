@@ -279,22 +279,21 @@ def dataset_input(meta: dict[str, Any]) -> Any | None:
     from mlflow.data.http_dataset_source import HTTPDatasetSource
     from mlflow.data.meta_dataset import MetaDataset
 
-    from dcgan.data.sources import parse_dataset
+    from dcgan.data.sources import SAMPLES, parse_dataset, sample_dir, torchvision_dataset
 
     try:
         source = parse_dataset(meta["dataset"])
     except ValueError:
         return None
-    if source.kind == "local":
+    if source.kind == "local" or source.name in SAMPLES:
         from mlflow.data.dataset_source_registry import resolve_dataset_source
 
-        name, path = resolve(source.name).name, str(resolve(source.name))
+        local = resolve(source.name) if source.kind == "local" else sample_dir(source.name)
+        name = local.name
         with warnings.catch_warnings():  # the registry's note on guessing a source type
             warnings.simplefilter("ignore")
-            origin = resolve_dataset_source(path)
+            origin = resolve_dataset_source(str(local))
     else:
-        from dcgan.data.sources import torchvision_dataset
-
         name, origin = source.name, HTTPDatasetSource(torchvision_dataset(source.name).mirrors[0])
     shape = "x".join(str(n) for n in meta.get("image_shape", ()))
     counts = {split: info["count"] for split, info in sorted(meta.get("splits", {}).items())}
