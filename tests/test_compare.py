@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PARAMS, REPO, write_params
+from helpers import PARAMS, write_params
 
 DCGAN = str(Path(sys.executable).parent / "dcgan")  # the installed console script
 

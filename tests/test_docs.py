@@ -13,7 +13,7 @@ import sys
 import pytest
 import yaml
 
-from conftest import PARAMS, REPO
+from helpers import PARAMS, REPO
 
 sys.path.insert(0, str(REPO / "docs"))
 from commands import PAGES, all_blocks  # noqa: E402

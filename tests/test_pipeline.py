@@ -15,7 +15,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from conftest import PARAMS, REPO, TINY, make_idx_dir, make_image_folder, write_params
+from helpers import PARAMS, REPO, TINY, make_idx_dir, make_image_folder, write_params
 
 DVC_YAML = yaml.safe_load((REPO / "dvc.yaml").read_text())
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from dcgan import results
-from conftest import REPO
+from helpers import REPO
 
 # What Trainer.metrics() returns (keys as in src/dcgan/train.py), with wide values.
 TRAIN = {"d_loss": 1.2345678901, "g_loss": -12.345678901, "d_real": 0.51234, "d_fake": 0.4321,

@@ -14,8 +14,8 @@ import time
 import pytest
 
 from dcgan import checkpoint
-from conftest import (PARAMS, REPO, TINY, kill_after_first_checkpoint, make_prepared, stage_cmd,
-                      write_params)
+from helpers import (PARAMS, TINY, kill_after_first_checkpoint, make_prepared, stage_cmd,
+                     write_params)
 
 mlflow = pytest.importorskip("mlflow")
 pytestmark = pytest.mark.slow  # every test starts a stage or a server
@@ -93,7 +93,7 @@ def test_unreachable_server_gives_up_within_seconds(tmp_path, monkeypatch):
     from dcgan.config import load_params
     from dcgan.tracking import MlflowLogger
     from dcgan.tracking.store import HTTP_BOUNDS
-    from conftest import REPO
+    from helpers import REPO
 
     for name in HTTP_BOUNDS:
         monkeypatch.delenv(name, raising=False)

@@ -14,18 +14,12 @@ import pytest
 import torch
 
 from dcgan import checkpoint
-from dcgan.config import load_params
 from dcgan.data.prepared import load_split
 from dcgan.training import Hook, Session, Trainer
 from dcgan.training.identity import COVERED, NOT_MATHS, code_text
-from conftest import PARAMS, REPO, TINY, make_prepared
+from helpers import REPO, tiny_params
 
 SRC = REPO / "src" / "dcgan"
-
-
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory):
-    return make_prepared(tmp_path_factory.mktemp("data"), n=64)
 
 
 class CountingHook(Hook):
@@ -54,21 +48,17 @@ class CountingHook(Hook):
         return {"counted": self.count}
 
 
-def _params(**extra):
-    return load_params(PARAMS, {**TINY, **extra})
-
-
 def _trainer(prepared, **extra) -> Trainer:
-    params = _params(**extra)
+    params = tiny_params(**extra)
     return Trainer(params, load_split(prepared, "train")[0])
 
 
 def test_a_hook_written_outside_the_loop_runs_saves_and_resumes(tmp_path, prepared):
     first = CountingHook()
-    Session(_params(**{"train.epochs": 1}), prepared, tmp_path / "work", hooks=[first]).run()
+    Session(tiny_params(**{"train.epochs": 1}), prepared, tmp_path / "work", hooks=[first]).run()
     assert first.count == 1
     hook = CountingHook()
-    session = Session(_params(), prepared, tmp_path / "work", hooks=[hook])
+    session = Session(tiny_params(), prepared, tmp_path / "work", hooks=[hook])
     assert session.resumed  # 1 -> 2 epochs: resumed, with the hook's state
     session.run()
     assert hook.count == 2 and {"d_loss", "g_loss", "counted"} <= set(hook.seen)

@@ -10,8 +10,9 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable
 
+from dcgan.paths import MLFLOW_RECORD as RECORD
 from dcgan.tracking import store
-from dcgan.tracking.runs import RECORD, import_mlflow
+from dcgan.tracking.runs import import_mlflow
 
 # What the evaluate stage logs: a few headline metrics of what the run samples from, charted
 # and shown as run-list columns ("scores/" sorts first in a run's Model metrics tab), and every

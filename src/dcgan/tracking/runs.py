@@ -19,7 +19,6 @@ from typing import Any, Callable, Sequence
 
 from dcgan import atomic
 from dcgan.config import Params, flatten
-from dcgan.paths import MLFLOW_RECORD as RECORD
 from dcgan.paths import repo_root, resolve
 from dcgan.tracking import store
 
@@ -59,7 +58,7 @@ class MlflowLogger:
 
     def __init__(self, params: Params, meta: dict[str, Any]):
         self.params, self.meta = params, meta
-        self.record: Path | None = None  # the run folder's RECORD, given by start()
+        self.record: Path | None = None  # the run folder's mlflow_run.json, given by start()
         self.description = ""
         self.uri = tracking_uri()
         self.error: Exception | None = None
@@ -85,8 +84,8 @@ class MlflowLogger:
         """Open this training's run: the one it resumes, or a new one holding ``history``.
 
         Args:
-            record: The run folder's :data:`RECORD`: which MLflow run it logs to (read, then
-                written).
+            record: The run folder's ``mlflow_run.json`` (``dcgan.paths.MLFLOW_RECORD``): which
+                MLflow run it logs to (read, then written).
             epoch: The epoch training resumes after (0: from scratch).
             history: Per-epoch metrics of epochs 1..``epoch`` (``{"epoch": e, name: value}``).
             grids: Epoch -> fixed-noise grid of epochs 1..``epoch``.
