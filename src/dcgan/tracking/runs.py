@@ -21,6 +21,7 @@ from dcgan import atomic
 from dcgan.config import Params, flatten
 from dcgan.paths import repo_root, resolve
 from dcgan.tracking import store
+from dcgan.tracking.dataset import dataset_input
 
 EXPERIMENT = "dcgan"
 # MLflow 3's UI opens an experiment without this tag in its GenAI view (traces, agent versions);
@@ -119,7 +120,7 @@ class MlflowLogger:
             tags["mlflow.note.content"] = self.description  # the run page's Description
         if not same:
             mlflow.log_params(flatten(p))
-            if (dataset := dataset_input(self.meta)) is not None:
+            if (dataset := dataset_input(self.meta)) is not None:  # the run list's Dataset
                 mlflow.log_input(dataset, context="training")
             if old is not None and epoch:
                 tags["dcgan.extends"] = old.info.run_id
@@ -265,40 +266,6 @@ class MlflowLogger:
         return (f"MLflow at {self.uri} failed ({store.cause(self.error, self.uri)}); not logged: "
                 f"{', '.join(self.not_logged)}; the training outputs were still written; "
                 f"{store.fix(self.uri, self.error)}")
-
-
-def dataset_input(meta: dict[str, Any]) -> Any | None:
-    """The prepared data set as an MLflow dataset (the run list's Dataset column): its name
-    (``mnist-5k``, ``fashion-mnist``), where it came from (the local folder, or the download
-    URL) and a digest of the raw files' hash and the preprocessing (shape, split sizes), so two
-    runs on the same images show the same digest. None for a ``dataset`` value that does not
-    parse (only a hand-made ``meta``: the stages validated it)."""
-    import hashlib
-
-    from mlflow.data.http_dataset_source import HTTPDatasetSource
-    from mlflow.data.meta_dataset import MetaDataset
-
-    from dcgan.data.sources import SAMPLES, parse_dataset, sample_dir, torchvision_dataset
-
-    try:
-        source = parse_dataset(meta["dataset"])
-    except ValueError:
-        return None
-    if source.kind == "local" or source.name in SAMPLES:
-        from mlflow.data.dataset_source_registry import resolve_dataset_source
-
-        local = resolve(source.name) if source.kind == "local" else sample_dir(source.name)
-        name = local.name
-        with warnings.catch_warnings():  # the registry's note on guessing a source type
-            warnings.simplefilter("ignore")
-            origin = resolve_dataset_source(str(local))
-    else:
-        name, origin = source.name, HTTPDatasetSource(torchvision_dataset(source.name).mirrors[0])
-    shape = "x".join(str(n) for n in meta.get("image_shape", ()))
-    counts = {split: info["count"] for split, info in sorted(meta.get("splits", {}).items())}
-    digest = hashlib.sha256(json.dumps([meta.get("source_sha256"), shape, counts]).encode())
-    return MetaDataset(origin, name=f"{name} ({counts.get('train', '?')} train, {shape})",
-                       digest=digest.hexdigest()[:8])
 
 
 def _mark_model_training(mlflow: Any, exp_id: str) -> None:
