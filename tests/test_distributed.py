@@ -130,7 +130,7 @@ def test_killed_process_fails_the_job_keeps_the_checkpoint_and_resumes(tmp_path,
     assert job.returncode == 2
     last_line = err.strip().splitlines()[-1]
     assert "training process 1 of 2 was killed by SIGKILL" in last_line
-    assert "(epoch 1) is intact" in last_line and "resume" in last_line
+    assert "(epoch 1), is kept" in last_line and "resume from it" in last_line
     assert checkpoint.load(next((tmp_path / "work").glob("*/last.pt")))["epoch"] == 1
     assert not (tmp_path / "out").exists() and not (tmp_path / "train.json").exists()
 

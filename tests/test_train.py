@@ -312,15 +312,15 @@ def test_resume_hint_names_the_checkpoint_resume_would_use(tmp_path, prepared):
 
     params = tiny_params(**{"train.epochs": 1})
     work = tmp_path / "work"
-    assert resume_hint(params, prepared, work).startswith("no epoch had finished")
+    assert resume_hint(params, prepared, work).startswith("No epoch had finished")
     folder = work / run_id(params, load_meta(prepared))
     folder.mkdir(parents=True)
     checkpoint.save(folder / "last.pt", {"epoch": 3})  # a longer run of the same params
-    assert resume_hint(params, prepared, work).startswith("no epoch had finished")
+    assert resume_hint(params, prepared, work).startswith("No epoch had finished")
     shorter = folder / "epochs-1"
     shorter.mkdir()
     checkpoint.save(shorter / "prev.pt", {"epoch": 1})
     (shorter / "last.pt").write_bytes(b"torn")
     assert resume_hint(params, prepared, work) == (
-        f"the last good checkpoint, {shorter / 'prev.pt'} (epoch 1), is kept: rerun "
+        f"The last good checkpoint, {shorter / 'prev.pt'} (epoch 1), is kept: rerun "
         "`dvc repro train` to resume from it")

@@ -238,11 +238,11 @@ class Session:
 
 
 def resume_hint(params: Params, prepared: str | Path, root: str | Path) -> str:
-    """Where a failed run left its checkpoint, in :func:`workdir.kept`'s words, and what to do
-    (for the launcher's error line, which has no session)."""
+    """Where a failed run left its checkpoint, in :func:`workdir.kept`'s words, and what to do:
+    a sentence of its own in the launcher's error line (which has no session)."""
     base = Path(root) / run_id(params, load_meta(prepared))
     found = workdir.newest(base)
     folder = RunFolder.place(base, found and found[1], params.train.epochs)
-    if workdir.newest(folder.path) is None:
-        return f"{workdir.kept(folder.path)}: rerun `dvc repro train` to start again"
-    return f"{workdir.kept(folder.path)}: rerun `dvc repro train` to resume from it"
+    kept = workdir.kept(folder.path)
+    then = "start again" if workdir.newest(folder.path) is None else "resume from it"
+    return f"{kept[0].upper()}{kept[1:]}: rerun `dvc repro train` to {then}"
