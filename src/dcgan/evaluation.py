@@ -174,8 +174,8 @@ def headline_line(result: dict[str, Any]) -> str:
     else:
         line += " (no labels: class scores skipped)"
     copies = result["generator"]["copies"]["pixels"]["share"]
-    line += (f", {copies:.1%} near-copies of training images (real unseen images: "
-             f"{result['floor']['copies']['pixels']['share']:.1%})")
+    line += (f", {copies:.2%} near-copies of training images (real unseen images: "
+             f"{result['floor']['copies']['pixels']['share']:.2%})")
     if "no_ema" in result:
         line += (f"; G's own weights without the EMA: FD "
                  f"{result['no_ema']['classifier']['frechet_distance']:.3f}")

@@ -110,7 +110,7 @@ def _row_line(label: str, row: dict[str, Any]) -> str:
     is_cell = f"{iscore['mean']:.3g} ± {iscore['std']:.2g}" if iscore else "–"
     return (f"| {label} | {is_cell} | {c['frechet_distance']:.4g} | {c['kid']['mean']:.3g} | "
             f"{c['precision']:.3f} | {c['recall']:.3f} | {c.get('classes_covered', '–')} | "
-            + (f"{copies['share']:.1%}" if copies else "–") + " |")
+            + (f"{copies['share']:.2%}" if copies else "–") + " |")
 
 
 def summary(title: str, train: dict[str, Any], scores: dict[str, Any],
