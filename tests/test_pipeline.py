@@ -170,7 +170,7 @@ def test_full_pipeline_then_exp_run_with_other_loss(tmp_path, monkeypatch, repro
         scores["generator"]["classifier"]["frechet_distance"])
     from dcgan.tracking.attach import read_scores
 
-    table = read_scores(client, run.info.run_id, tmp_path / "table")  # 4 significant digits
+    table = read_scores(client, run, tmp_path / "table")  # 4 significant digits
     assert table["floor"]["FD"] == pytest.approx(
         scores["floor"]["classifier"]["frechet_distance"], rel=1e-3)
     assert table["generator"]["copies"] == pytest.approx(

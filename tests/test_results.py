@@ -98,3 +98,19 @@ def test_mlflow_charts_the_headline_and_tables_every_row_with_copies_in_percent(
     assert score_metrics(result) == {"scores/IS": 7.5, "scores/FD": 0.123456789}
     assert scores_table(result) == {"row": ["generator", "floor", "noise"], "IS": [7.5, 9.5, None],
                                     "FD": [0.1235, 0.05, 9.0], "copies %": [0.96, 1.0, None]}
+
+
+def test_a_run_evaluated_before_the_scores_table_reads_its_scores_from_its_metrics():
+    from dcgan.tracking.attach import read_scores
+
+    class Client:
+        def download_artifacts(self, run_id, path, dest):
+            raise OSError("no such artifact")
+
+    metrics = {"scores/FD": 0.4, "scores/FD floor": 0.05, "scores/KID Inception no_ema": 0.01,
+               "scores/copies": 0.0096, "g_loss": 1.0}
+    run = type("Run", (), {"info": type("Info", (), {"run_id": "r"}),
+                           "data": type("Data", (), {"metrics": metrics})})
+    assert read_scores(Client(), run, None) == {"generator": {"FD": 0.4, "copies": 0.0096},
+                                                "floor": {"FD": 0.05},
+                                                "no_ema": {"KID Inception": 0.01}}

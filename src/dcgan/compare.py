@@ -228,7 +228,7 @@ def run(args: argparse.Namespace) -> None:
                         f"{args.experiment!r} at {tracking_uri()}; "
                         + (f"there are: {have}" if have else "run `dvc repro` or `dvc exp run` first"))
     with atomic.output_dir(out) as tmp, tempfile.TemporaryDirectory() as scratch:
-        scores = {r.info.run_id: read_scores(client, r.info.run_id, Path(scratch) / r.info.run_id)
+        scores = {r.info.run_id: read_scores(client, r, Path(scratch) / r.info.run_id)
                   for r in runs}
         header, rows = table(runs, defaults, scores)
         pictures = figures(client, runs, tmp, Path(scratch))

@@ -55,13 +55,29 @@ def scores_table(result: dict[str, Any]) -> dict[str, list[Any]]:
     return table
 
 
-def read_scores(client: Any, run_id: str, scratch: Path) -> dict[str, dict[str, float]]:
+def _scores_from_metrics(metrics: dict[str, float]) -> dict[str, dict[str, float]]:
+    """``{row: {score: value}}`` of a run evaluated before :data:`SCORES_TABLE` existed, when
+    every score was a metric ``scores/<score>[ <row>]`` (``scores/FD floor``)."""
+    from dcgan.results import ROWS
+
+    out: dict[str, dict[str, float]] = {}
+    for key, value in metrics.items():
+        if key.startswith(SCORE_PREFIX):
+            name, row = key[len(SCORE_PREFIX):], "generator"
+            for other in ROWS[1:]:
+                if name.endswith(f" {other}"):
+                    name, row = name[: -len(other) - 1], other
+            out.setdefault(row, {})[name] = value
+    return out
+
+
+def read_scores(client: Any, run: Any, scratch: Path) -> dict[str, dict[str, float]]:
     """A run's :data:`SCORES_TABLE` as ``{row: {score: value}}`` (``copies`` back as a
-    fraction; {} for a run logged without it)."""
+    fraction); from its metrics for a run evaluated before the table existed."""
     try:
-        path = client.download_artifacts(run_id, SCORES_TABLE, str(scratch))
-    except Exception:  # a run evaluated before the table existed, or the store was down then
-        return {}
+        path = client.download_artifacts(run.info.run_id, SCORES_TABLE, str(scratch))
+    except Exception:  # an older run, or the store was down when it was evaluated
+        return _scores_from_metrics(run.data.metrics)
     table = json.loads(Path(path).read_text())
     columns = table["columns"]
     out = {}
