@@ -83,7 +83,9 @@ def _sample_wrote(command: str, output: str, repo: Path) -> str | None:
 
 def _exp_show_scores(command: str, output: str, repo: Path) -> str | None:
     header = next((line for line in output.splitlines() if "Experiment" in line), "")
-    for column in ("generator.json:IS", "generator.json:FD", "loss"):
+    asked = ["loss"] if "^loss$" in command else []
+    asked += ["train.json:exp"] if "train.json:exp" in command else []
+    for column in ("generator.json:IS", "generator.json:FD", *asked):
         if column not in header:
             return f"no {column!r} column in the header {header.strip()!r}"
     return None
@@ -186,7 +188,8 @@ EXPECTS = [
            _contains("Ran experiment", "params: the committed params.yaml")),
     Expect(r"^dvc metrics show", "the headline scores of every row and the training numbers",
            _metrics_show),
-    Expect(r"^dvc exp show", "the experiments with their loss, IS and FD", _exp_show_scores),
+    Expect(r"^dvc exp show", "the experiments with their IS and FD (and the columns asked for)",
+           _exp_show_scores),
     Expect(r"^dvc (metrics|exp) diff", "what changed, metric by metric", _dvc_diff),
     Expect(r"^dvc plots show", "the plots page", _plots),
     Expect(r"^dvc queue status", "the queue's tasks and workers", _contains("Worker status")),

@@ -14,6 +14,10 @@ from dcgan.config import load_params
 from dcgan.errors import run_stage
 from dcgan.lock import locked
 
+# What Ctrl-C leaves: each finished epoch's checkpoint (data/checkpoints/<run>/last.pt)
+INTERRUPTED = ("outputs were not written; the checkpoint of the last finished epoch is kept: "
+               "rerun the same command to resume from it")
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
@@ -35,4 +39,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    run_stage(main, INTERRUPTED)

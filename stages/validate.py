@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from dcgan.preflight import validate_stage
+from dcgan.runnable import validate_stage
 from dcgan.errors import run_stage
 
 

@@ -74,3 +74,36 @@ def test_corrupt_and_unknown_archives(tmp_path):
     (tmp_path / "plain.bin").write_bytes(b"hello")
     with pytest.raises(UserError, match="not a zip or tar archive"):
         extract(tmp_path / "plain.bin", tmp_path / "out2")
+
+
+def _declare(path, size):
+    """Rewrite a one-entry zip's declared uncompressed size (local and central headers): a
+    bomb's header, without writing the bytes it declares."""
+    data = bytearray(path.read_bytes())
+    for signature, offset in ((b"PK\x03\x04", 22), (b"PK\x01\x02", 24)):
+        at = data.index(signature)
+        data[at + offset:at + offset + 4] = size.to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_zip_bomb_refused_in_one_line_before_writing(tmp_path):
+    z = _declare(_zip(tmp_path / "bomb.zip", [("afhq/a.png", b"x" * 100)]), 2**30)
+    assert zipfile.ZipFile(z).infolist()[0].file_size == 2**30  # what the archive declares
+    with pytest.raises(UserError, match="decompression bomb") as err:
+        extract(z, tmp_path / "out", shown="the mirror's bomb.zip")
+    line = str(err.value)
+    assert "\n" not in line and line.startswith("the mirror's bomb.zip: ")
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_archive_larger_than_free_space_refused(tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    z = _zip(tmp_path / "big.zip", [("a.bin", b"x" * 1000)])
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(2**30, 2**30 - 10, 10))
+    with pytest.raises(UserError, match=r"big.zip: extracting needs .* free; free some space"):
+        extract(z, tmp_path / "out")
+    assert list((tmp_path / "out").iterdir()) == []

@@ -81,3 +81,19 @@ def test_one_image_for_twenty_steps_in_a_row_carries_across_checks():
         guard.rows(one, epoch=2)
     with pytest.raises(Diverged, match="epoch 2, iteration 1: G's samples have been one image"):
         guard.rows(one, epoch=2)
+
+
+def test_the_spread_of_a_batch_of_one_image_is_undefined_not_a_divergence():
+    """std over one image is NaN by definition: a batch of one must not stop the run (it
+    advised lowering the learning rates), while a non-finite statistic that is defined does."""
+    one_image = torch.tensor([[1.0, 1.0, 0.5, 0.5, float("nan")]] * 25)
+    Guard(None).rows(one_image, epoch=1)  # and 25 such rows are no "one image" collapse either
+    with pytest.raises(Diverged, match="non-finite statistics"):
+        Guard(None).rows(torch.tensor([[1.0, 1.0, 0.5, float("nan"), float("nan")]]), epoch=1)
+
+
+def test_a_batch_of_one_image_trains_without_a_false_divergence(tmp_path):
+    """Two training images and two D steps: a batch of one; it trains to its end."""
+    session = _session(tmp_path, make_prepared(tmp_path / "two", n=2), epochs=2)
+    session.run()
+    assert session.trainer.batch_size == 1 and session.trainer.epoch == 2

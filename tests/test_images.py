@@ -11,6 +11,7 @@ from dcgan.data.preprocess import preprocess
 from dcgan.data.download import download
 from dcgan.data.prepared import load_split
 from dcgan.data.sources import parse_dataset
+from dcgan.errors import UserError
 
 
 def _gradient(h: int = 24, w: int = 32) -> np.ndarray:
@@ -92,3 +93,42 @@ def test_a_mode_no_image_folder_should_hold_is_one_line(tmp_path, mode):
     Image.new(mode, (8, 8)).save(tmp_path / "x.tif")
     with pytest.raises(UserError, match=r"x.tif: unreadable image \(floating-point pixels"):
         _decode(tmp_path / "x.tif", "L")
+
+
+def _png_declaring(path, width: int, height: int):
+    """A tiny PNG whose header declares ``width`` x ``height`` (a decompression bomb's
+    header, without its pixels): Pillow reads the size before any pixel."""
+    import struct
+    import zlib
+
+    Image.new("L", (8, 8)).save(path)
+    data = bytearray(path.read_bytes())
+    at = data.index(b"IHDR")
+    data[at + 4:at + 12] = struct.pack(">II", width, height)
+    data[at + 17:at + 21] = struct.pack(">I", zlib.crc32(bytes(data[at:at + 17])))
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize("name", ["bomb.png", "bomb\nerror: fake second line.png"])
+def test_a_png_decompression_bomb_in_a_folder_is_one_line_naming_it(tmp_path, name):
+    """A 27-line traceback that never named the file; a newline in a name cannot split the
+    line (the name is quoted)."""
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    Image.new("RGB", (32, 32)).save(folder / "good.png")
+    bomb = _png_declaring(folder / name, 50_000, 50_000)
+    with pytest.raises(UserError, match="decompression bomb") as err:
+        download(parse_dataset(f"folder:{folder}"), tmp_path / "raw")
+    line = str(err.value)
+    assert "\n" not in line and (str(bomb) if "\n" not in name else repr(str(bomb))) in line
+
+
+def test_an_unreadable_image_whose_name_holds_a_newline_is_one_line(tmp_path):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    Image.new("RGB", (32, 32)).save(folder / "good.png")
+    (folder / "bad\nname.png").write_bytes(b"\x89PNG not really")
+    with pytest.raises(UserError, match="unreadable image") as err:
+        download(parse_dataset(f"folder:{folder}"), tmp_path / "raw")
+    assert "\n" not in str(err.value) and repr(str(folder / "bad\nname.png")) in str(err.value)

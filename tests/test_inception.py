@@ -6,6 +6,7 @@ the module-scoped fixtures compute each result once.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import socket
@@ -17,8 +18,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from dcgan.inception import (InceptionUnavailable, default_weights_path, inception_metrics, to_uint8_rgb,
-                             weights_file_name)
+from dcgan import inception
+from dcgan.inception import (InceptionUnavailable, default_weights_path, inception_metrics,
+                             published_sha256, to_uint8_rgb, weights_file_name)
 
 KEYS = {"inception_score_mean", "inception_score_std", "fid", "kid_mean", "kid_std"}
 
@@ -54,10 +56,15 @@ def random_inception_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory) -> Path:
+    """Random weights under the real name, with the published SHA-256 prefix replaced by theirs
+    (only the tests' random weights are let through this way; any other file is still refused)."""
     pytest.importorskip("torch_fidelity")  # absent on a bare GPU machine: skip, not error
     path = tmp_path_factory.mktemp("inception") / weights_file_name()
     torch.save(random_inception_state_dict(), path)
-    return path
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:8]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(inception, "published_sha256", lambda: digest)
+        yield path
 
 
 def noise(n: int, channels: int, size: int, seed: int) -> torch.Tensor:
@@ -220,3 +227,59 @@ def test_every_generated_set_gets_an_inception_row(weights):
     assert set(rows) == {"generator", "floor", "no_ema"}
     assert all(set(r) == KEYS for r in rows.values())
     assert abs(rows["no_ema"]["fid"]) < 1e-2 < rows["generator"]["fid"]  # each row its own set
+
+
+class Payload:
+    """What a hostile weights file holds: unpickling it creates ``marker`` (any code could run)."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return open, (self.marker, "w")
+
+
+def payload_file(path: Path, marker: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"Conv2d_1a_3x3.conv.weight": Payload(marker)}, path)
+    return path
+
+
+def test_a_weights_file_with_pickled_code_is_refused_unread(tmp_path):
+    pytest.importorskip("torch_fidelity")
+    marker = tmp_path / "ran"
+    path = payload_file(tmp_path / weights_file_name(), marker)
+    with pytest.raises(InceptionUnavailable, match="not torch-fidelity's published") as info:
+        inception.check_weights(str(path))
+    assert not marker.exists()
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_cached_weights_file_with_pickled_code_is_refused_unread(empty_torch_home):
+    pytest.importorskip("torch_fidelity")
+    marker = empty_torch_home / "ran"
+    cached = payload_file(default_weights_path(), marker)
+    with pytest.raises(InceptionUnavailable, match="delete it") as info:
+        inception.check_weights(None)
+    assert not marker.exists()
+    assert str(cached) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_pickled_code_never_runs_even_with_a_matching_checksum(tmp_path, monkeypatch):
+    """A second line of defence (a file swapped after the check): torch-fidelity's own
+    ``torch.load(weights_only=False)`` loads tensors only."""
+    pytest.importorskip("torch_fidelity")
+    marker = tmp_path / "ran"
+    path = payload_file(tmp_path / weights_file_name(), marker)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:8]
+    monkeypatch.setattr(inception, "published_sha256", lambda: digest)
+    with pytest.raises(InceptionUnavailable) as info:
+        inception.check_weights(str(path))
+    assert not marker.exists()
+    assert "\n" not in str(info.value)
+    assert os.environ.get("TORCH_FORCE_WEIGHTS_ONLY_LOAD") is None  # restored
+
+
+def test_the_published_checksum_is_the_names_hash_prefix():
+    pytest.importorskip("torch_fidelity")
+    assert published_sha256() == "6726825d"  # imported before the `weights` fixture patches it

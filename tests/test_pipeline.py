@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import os
 import re
 import shlex
@@ -155,7 +156,8 @@ def test_full_pipeline_then_exp_run_with_other_loss(tmp_path, monkeypatch, repro
     assert scores["samples"] == 32 and scores["reference"].startswith("held-out")
     assert {"generator", "floor", "best"} <= set(scores) and scores["best"]["epoch"] == 1
     best = yaml.safe_load((repo / "metrics/eval/best.json").read_text())
-    assert set(best) == {"IS", "FD", "precision", "recall", "copies", "epoch"}
+    assert set(best) == {"IS", "FD", "precision", "recall", "copies", "epoch", "exp"}
+    assert best["exp"] == "workspace"  # `dvc repro` made it, no experiment
     assert "Best checkpoint: epoch 1, the lowest classifier-space Fréchet distance on 48 samples" \
         in (repo / "data/report/summary.md").read_text()  # train.eval_samples capped at 48 images
     assert (repo / "data/train/generator_best.pt").is_file()
@@ -190,12 +192,23 @@ def test_full_pipeline_then_exp_run_with_other_loss(tmp_path, monkeypatch, repro
     # --all: this tiny classifier scores both generators alike to the headline's 4 digits
     diff = dvc(repo, "metrics", "diff", "--all", "--md")
     assert "| metrics/eval/generator.json | FD " in diff and "| metrics/train.json " in diff
-    # the README's exp-show line, verbatim, in a 120-column terminal: the score columns show
+    # every metrics file names the experiment that made it; docs/tracking.md's columns show it
+    made_by = {json.loads(f.read_text())["exp"] for f in (repo / "metrics").rglob("*.json")}
+    assert len(made_by) == 1 and made_by != {"workspace"}, made_by
+    shown = dvc(repo, "exp", "show", "--drop", ".*", "--keep",
+                r"Experiment|^loss$|metrics/(train|eval/generator)\.json:(exp|IS|FD|copies)$", "--csv")
+    header = shown.splitlines()[0].split(",")
+    assert {"metrics/train.json:exp", "metrics/eval/generator.json:exp",
+            "metrics/eval/generator.json:FD"} <= set(header), shown
+    assert made_by.pop() in shown
+    # the exp-show lines of the README and tracking.md, verbatim, in a 120-column terminal:
+    # the score columns show (DVC folds what does not fit to "…")
     monkeypatch.setenv("COLUMNS", "120")
-    line = re.search(r"^dvc exp show .*$", (REPO / "README.md").read_text(), re.M).group(0)
-    header = next(row for row in dvc(repo, *shlex.split(line)[1:], "--no-pager").splitlines()
-                  if "Experiment" in row)
-    assert "generator.json:IS" in header and "generator.json:FD" in header and "loss" in header
+    for page in ("README.md", "docs/tracking.md"):
+        line = re.search(r"^dvc exp show .*$", (REPO / page).read_text(), re.M).group(0)
+        header = next(row for row in dvc(repo, *shlex.split(line)[1:], "--no-pager").splitlines()
+                      if "Experiment" in row)
+        assert "generator.json:IS" in header and "generator.json:FD" in header, (page, header)
 
 
 def _outputs(repo: Path) -> dict[str, bytes]:
@@ -217,6 +230,10 @@ def test_a_rejected_param_leaves_every_earlier_output_as_it_was(tmp_path, reprod
             (("loss: bce", "loss: BCE"), ["repro"], "loss: unknown value 'BCE'"),
             (("  ema: 0.995", "  ema: 1.5"), ["repro"], "train.ema: must be between 0 and 1"),
             (("  batch_size: 16", "  batch_size: 0"), ["repro"], "train.batch_size: must be >= 1"),
+            # accepted by the params' types, refused by a later stage after DVC cleared outputs:
+            (("  batch_size: 16", "  batch_size: 1"), ["repro"], "batch norm needs a batch of at least 2"),
+            (("  max_images: all", "  max_images: 1"), ["repro"], "preprocess.max_images 1 leaves 1"),
+            (None, ["exp", "run", "-S", f"dataset=idx:{reproduced[1]}k"], "not found; fix the path"),
             (None, ["exp", "run", "-S", "loss=BCE"], "loss: unknown value 'BCE'"),
             (None, ["exp", "run", "-S", "+train.epoch=3"], "train.epoch: unknown key")):
         if edit:
@@ -225,6 +242,9 @@ def test_a_rejected_param_leaves_every_earlier_output_as_it_was(tmp_path, reprod
         proc = subprocess.run([sys.executable, "-m", "dvc", *command], cwd=repo, env=env,
                               capture_output=True, text=True)
         assert proc.returncode != 0 and message in proc.stdout + proc.stderr, proc.stderr
+        if command[0] == "exp":  # -S left the value in params.yaml: the line says how to restore it
+            assert "restore the committed file with `git checkout params.yaml`" in proc.stderr
+            assert (repo / "params.yaml").read_text() != good  # what DVC does: the value stays
         assert "Running stage 'train'" not in proc.stdout
         assert _outputs(repo) == before, f"{command} {edit}: outputs changed"
         (repo / "params.yaml").write_text(good)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -54,3 +57,49 @@ def test_summary_lists_every_row():
                  "| 7 | 0.96% |"):
         assert name in text
     assert "2000" not in text  # the counts used, not train.eval_samples as asked for
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One epoch's train-stage outputs (no evaluation: the stage must refuse before it)."""
+    from dcgan import results
+    from dcgan.config import load_params
+    from dcgan.training import Session
+    from helpers import PARAMS, TINY, make_prepared
+
+    tmp = tmp_path_factory.mktemp("trained")
+    prepared = make_prepared(tmp / "prepared", n=32)
+    params = load_params(PARAMS, {**TINY, "train.epochs": 1})
+    session = Session(params, prepared, tmp / "work")
+    session.run()
+    metrics = session.write_outputs(tmp / "train")
+    results.write("train", metrics, tmp / "train.json", tmp / "train/details.json")
+    return params, prepared, tmp
+
+
+@pytest.mark.parametrize("damage", ["no generator.pt", "truncated generator.pt",
+                                    "truncated details.json", "no train outputs", "no evaluation"])
+def test_missing_or_truncated_inputs_are_one_line_naming_the_file(trained, tmp_path, damage):
+    from dcgan.errors import UserError
+    from dcgan.report import run
+
+    params, prepared, tmp = trained
+    train = tmp_path / "train"
+    shutil.copytree(tmp / "train", train)
+    culprit = {"no generator.pt": train / "generator.pt",
+               "truncated generator.pt": train / "generator.pt",
+               "truncated details.json": train / "details.json",
+               "no train outputs": train / "grids",
+               "no evaluation": tmp_path / "eval/details.json"}[damage]
+    if damage.startswith("truncated"):
+        culprit.write_bytes(culprit.read_bytes()[:len(culprit.read_bytes()) // 2])
+    elif damage == "no train outputs":
+        shutil.rmtree(train)
+    elif damage == "no generator.pt":
+        culprit.unlink()
+    with pytest.raises(UserError) as err:
+        run(params, str(prepared), str(train), str(tmp / "train.json"), str(tmp_path / "eval"),
+            str(tmp_path / "report"))
+    line = str(err.value)
+    assert line.startswith(f"{culprit}: ") and "\n" not in line and "dvc repro" in line, line
+    assert not (tmp_path / "report").exists()

@@ -43,12 +43,23 @@ def test_headlines_are_a_few_numbers_and_whose_they_are():
     rows = results.headline("eval", EVAL)
     assert list(rows) == ["generator", "best", "floor", "noise"]
     assert rows["generator"] == {"IS": 9.877, "FD": 123.5, "precision": 0.6123,
-                                 "recall": 0.001234, "copies": 0.01235}
+                                 "recall": 0.001234, "copies": 0.01235, "exp": "workspace"}
     assert rows["best"]["epoch"] == 87 and "epoch" not in rows["floor"]
     for numbers in rows.values():
-        assert all(type(v) in (int, float) for v in numbers.values())
+        assert all(type(v) in (int, float) for k, v in numbers.items() if k != "exp")
     with pytest.raises(ValueError, match="unknown kind"):
         results.headline("classifier", {})
+
+
+def test_every_metrics_file_says_which_experiment_made_it(tmp_path):
+    """A killed experiment's row can hold its baseline's files (DVC cleared only the stages
+    that ran): each file's ``exp`` names who made it, so borrowed scores show as such."""
+    results.write("train", TRAIN, tmp_path / "metrics/train.json", tmp_path / "details.json")
+    results.write("eval", {**EVAL, "exp": "baseline-exp"}, tmp_path / "metrics/eval",
+                  tmp_path / "eval.json")
+    assert json.loads((tmp_path / "metrics/train.json").read_text())["exp"] == "sworn-ghee"
+    for row in (tmp_path / "metrics/eval").iterdir():
+        assert json.loads(row.read_text())["exp"] == "baseline-exp", row.name
 
 
 def test_eval_without_best_checkpoint_has_three_rows(tmp_path):

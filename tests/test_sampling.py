@@ -131,3 +131,36 @@ def test_a_thousand_pngs_from_the_logged_mlflow_model(tmp_path):
     assert len(uri) == len(file) == 1000
     for i in (0, 999):  # the exported graph computes what the checkpoint does (to a grey level)
         assert np.abs(_pixels(uri[i]) - _pixels(file[i])).max() <= 1
+
+
+class _PayloadGenerator(torch.nn.Module):
+    """A 'generator' whose pickle creates ``marker`` when loaded (any code could run)."""
+
+    def __init__(self, marker: Path):
+        super().__init__()
+        self.marker = str(marker)
+
+    def forward(self, z):
+        return z
+
+    def __reduce__(self):
+        return open, (self.marker, "w")
+
+
+@pytest.mark.slow  # MLflow's import and a logged model: ~10 s
+def test_a_pickled_mlflow_model_is_refused_and_never_run(tmp_path, mlflow_store):
+    """Someone's store holding a pickled model.pth (MLflow's "pickle" format): `dcgan sample`
+    refuses it with one line for runs:/ and models:/ URIs, and its code never runs."""
+    import mlflow
+
+    marker = tmp_path / "ran"
+    mlflow.set_tracking_uri(mlflow_store)
+    with mlflow.start_run() as run:
+        info = mlflow.pytorch.log_model(_PayloadGenerator(marker), name="generator",
+                                        serialization_format="pickle", pip_requirements=["torch"])
+    assert not marker.exists()
+    for uri in (f"runs:/{run.info.run_id}/generator", f"models:/{info.model_id}"):
+        with pytest.raises(UserError, match="refusing to load it: not a torch.export graph") as err:
+            load_generator(uri)
+        assert str(err.value).startswith(uri) and "\n" not in str(err.value)
+        assert not marker.exists()

@@ -106,6 +106,32 @@ def test_sigkill_mid_run_then_resume_is_bit_identical(tmp_path):
     assert csvs[0] == csvs[1]
 
 
+@pytest.mark.slow
+def test_ctrl_c_says_the_checkpoint_is_kept_and_the_same_command_resumes(tmp_path):
+    """Ctrl-C (SIGINT) after the first epoch: one line saying what is kept and how to go on,
+    and the same command does resume."""
+    import signal
+    import time
+
+    prepared = make_prepared(tmp_path / "data", n=512)
+    params = write_params(tmp_path, {**TINY, "model.ngf": 16, "model.ndf": 16, "train.epochs": 3})
+    env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    cmd = stage_cmd(tmp_path / "b", params, prepared)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not list((tmp_path / "b/work").glob("*/last.pt")) and time.monotonic() < deadline:
+        assert proc.poll() is None, "training ended before it could be interrupted"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate()
+    assert proc.returncode == 130
+    assert [line for line in err.splitlines() if line.startswith("error:")] == [
+        "error: interrupted; outputs were not written; the checkpoint of the last finished epoch "
+        "is kept: rerun the same command to resume from it"], err
+    resumed = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
+    assert "resuming" in resumed.stdout
+
+
 @pytest.mark.slow  # inductor runs the C++ compiler in subprocesses
 def test_compiled_training_follows_eager(tmp_path, prepared):
     """torch.compile (inductor on CPU) trains the same model: WGAN-GP covers the compiled

@@ -24,18 +24,28 @@ def one_line(err: BaseException, limit: int = 160) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
-def run_stage(main: Callable[[], None]) -> None:
+def quoted(path: object) -> str:
+    """A user's file name for a one-line message: as is when printable, else Python's quoted
+    form (``'a\\nb.png'``), so that a newline or a control character in a name cannot split
+    the line or hide what follows it."""
+    text = str(path)
+    return text if text.isprintable() else repr(text)
+
+
+def run_stage(main: Callable[[], None], interrupted: str = "outputs were not written") -> None:
     """Run a stage's ``main()``, turning a UserError into one line on stderr and exit code 2.
 
     Among several training processes (torchrun sets RANK) only rank 0 prints it: they all
     meet the same error (a diverged loss, say), and the launcher names any other failure.
+    Ctrl-C is one line too, saying ``interrupted`` (what is kept and how to go on) and exit
+    code 130.
     """
     try:
         main()
     except UserError as err:
-        if os.environ.get("RANK", "0") == "0":
-            print(f"error: {err}", file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":  # one line, whatever a name inside it held
+            print(f"error: {' '.join(str(err).splitlines())}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
-        print("error: interrupted; outputs were not written", file=sys.stderr)
+        print(f"error: interrupted; {interrupted}", file=sys.stderr)
         sys.exit(130)

@@ -11,6 +11,7 @@ also imports for its periodic evaluation; a change here does not make DVC retrai
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -190,6 +191,7 @@ def run(params: Params, data: str, classifier: str, train: str, metrics: str, ou
     with atomic.output_dir(out) as tmp:
         result = evaluate(data, classifier, train, params, resolve_device(params.train.device),
                           pairs=tmp / "nearest.png")
+        result["exp"] = os.environ.get("DVC_EXP_NAME") or "workspace"  # who scored it
         results.write("eval", result, metrics, tmp / "details.json")
     if problem := log_evaluation(Path(train), result, Path(out)):
         print(f"warning: {problem}", file=sys.stderr)

@@ -10,8 +10,10 @@ a generator is made ready for sampling (eval mode); the writers take the module 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import os
+import tempfile
 from pathlib import Path
 from typing import Iterator
 
@@ -54,6 +56,35 @@ def _first_line(err: BaseException) -> str:
     return (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
 
 
+# A logged model is someone else's file (a copied store, a shared server). Only MLflow's
+# torch.export format loads without unpickling code, and only when MLflow checks the archive
+# (it does when model code execution is disallowed): a pickled model.pth, a model with its own
+# code folder (put on sys.path on load) or anything else is refused before it is read.
+_EXPORTED = "model.pt2"
+_CODE_OFF = {"MLFLOW_ALLOW_MODEL_CODE_EXECUTION": "false"}
+
+
+@contextlib.contextmanager
+def _env(values: dict[str, str]) -> Iterator[None]:
+    before = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+
+
+def _check_exported(uri: str, local: Path) -> None:
+    """Refuse a downloaded model folder that is not a code-free torch.export graph."""
+    data = local / "data"
+    others = sorted(p.name for p in data.iterdir() if p.name != _EXPORTED) if data.is_dir() else []
+    if not (data / _EXPORTED).is_file() or others or (local / "code").exists():
+        found = ", ".join(repr(n) for n in others) or "no data/model.pt2"
+        raise UserError(f"{uri}: refusing to load it: not a torch.export graph ({found}); a pickled "
+                        "model runs code when loaded: sample from the run's generator.pt instead")
+
+
 def _from_mlflow(uri: str) -> nn.Module:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     from dcgan.tracking import import_mlflow, tracking_uri
@@ -65,12 +96,18 @@ def _from_mlflow(uri: str) -> nn.Module:
                         "MLFLOW_TRACKING_URI")
     mlflow = import_mlflow()
     mlflow.set_tracking_uri(store)
-    try:
-        graph = mlflow.pytorch.load_model(uri, map_location="cpu")
-        (spec,) = mlflow.models.get_model_info(uri).signature.inputs.inputs  # (-1, nz)
-    except Exception as err:  # unknown run or model, no such artifact, store unreachable
-        raise UserError(f"cannot load {uri} from MLflow at {store}: {_first_line(err)}; "
-                        "expected runs:/<run id>/generator or models:/<model id>") from None
+    with tempfile.TemporaryDirectory(prefix="dcgan-model-") as tmp, _env(_CODE_OFF):
+        try:
+            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
+        except Exception as err:  # unknown run or model, no such artifact, store unreachable
+            raise UserError(f"cannot load {uri} from MLflow at {store}: {_first_line(err)}; "
+                            "expected runs:/<run id>/generator or models:/<model id>") from None
+        _check_exported(uri, local)
+        try:  # downloaded files only: nothing is fetched again, nothing else is read
+            graph = mlflow.pytorch.load_model(str(local), map_location="cpu")
+            (spec,) = mlflow.models.Model.load(str(local)).signature.inputs.inputs  # (-1, nz)
+        except Exception as err:  # a broken or tampered archive, a model without a signature
+            raise UserError(f"cannot load {uri} from MLflow at {store}: {_first_line(err)}") from None
     return _Exported(graph, int(spec.shape[-1]))
 
 

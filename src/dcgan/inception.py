@@ -2,16 +2,23 @@
 
 torch-fidelity's ``inception-v3-compat`` extractor carries the TF-ported FID Inception weights, so these
 numbers are comparable with the literature. This module only adapts our tensors to its input (uint8 RGB)
-and turns "the weights are not there" into one line the user can act on. ``torch_fidelity`` is imported
+and turns "the weights are not there" into one line the user can act on.
+
+A weights file is someone else's file (a cache copy, a download, a colleague's path): it is checked
+against the published SHA-256 (the prefix in its name, torch.hub's convention) before anything reads it
+as a pickle, and torch-fidelity, which calls ``torch.load(weights_only=False)``, runs with
+``TORCH_FORCE_WEIGHTS_ONLY_LOAD`` set, so no file's pickled code can run even if it changed since. ``torch_fidelity`` is imported
 inside the functions so that ``import dcgan.inception`` stays cheap for stages that never use it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import http.client
 import os
 import pickle
+import re
 import warnings
 from pathlib import Path
 from urllib.parse import urlparse
@@ -51,6 +58,42 @@ def weights_file_name() -> str:
     """The file name torch-fidelity expects for the ``inception-v3-compat`` weights."""
     # torch.hub names the cached download after the URL's last path component.
     return os.path.basename(urlparse(weights_url()).path)
+
+
+def published_sha256() -> str:
+    """The hex prefix of the weights' SHA-256 that their file name carries
+    (``...-6726825d.pth``, torch.hub's ``hash_prefix`` convention)."""
+    return re.search(r"-([0-9a-f]{8,})\.pth$", weights_file_name()).group(1)
+
+
+_CHECKED: dict[tuple[str, int, int], str] = {}  # (path, size, mtime) -> its SHA-256: hashed once
+
+
+def _sha256(path: Path) -> str:
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _CHECKED:
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        _CHECKED[key] = digest.hexdigest()
+    return _CHECKED[key]
+
+
+@contextlib.contextmanager
+def _tensors_only():
+    """Every ``torch.load`` inside loads tensors only, whatever its caller asked for: torch-fidelity
+    loads the weights with ``weights_only=False``, which would run a pickle's code."""
+    before = os.environ.get("TORCH_FORCE_WEIGHTS_ONLY_LOAD")
+    os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("TORCH_FORCE_WEIGHTS_ONLY_LOAD", None)
+        else:
+            os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = before
 
 
 def default_weights_path() -> Path:
@@ -110,8 +153,29 @@ def _unavailable(weights_path: str | None, err: BaseException) -> InceptionUnava
         f"{weights_url()}) in {cached.parent} or set evaluate.inception_weights to its path, {_DISABLE}")
 
 
+def _verify(weights_path: str | None) -> None:
+    """The file's SHA-256 against the published one, before anything unpickles it; with no path,
+    the cached copy, downloaded first when absent (``hash_prefix``: a wrong download is deleted)."""
+    path = Path(weights_path) if weights_path is not None else default_weights_path()
+    if weights_path is None and not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.hub.download_url_to_file(weights_url(), str(path), hash_prefix=published_sha256(),
+                                       progress=False)
+    if not path.is_file():
+        raise FileNotFoundError(f"no file {path}")
+    digest, want = _sha256(path), published_sha256()
+    if not digest.startswith(want):
+        fix = (f"replace it with the one from {weights_url()}" if weights_path is not None else
+               "delete it so torch-fidelity downloads it again, set evaluate.inception_weights to a "
+               "good copy")
+        raise InceptionUnavailable(
+            f"InceptionV3 weights {str(path)!r} are not torch-fidelity's published {weights_file_name()} "
+            f"(SHA-256 {digest[:8]}…, published {want}…), so they were not read: {fix}, {_DISABLE}")
+
+
 def check_weights(weights_path: str | None) -> None:
-    """Load the weights the way torch-fidelity does, before any image is processed.
+    """Check the weights' SHA-256, then load them the way torch-fidelity does (tensors only), before
+    any image is processed.
 
     The network is built on the meta device, so this costs one ``torch.load`` (plus the download when
     ``weights_path`` is None and nothing is cached) but no parameter memory or compute. Doing it here
@@ -124,7 +188,8 @@ def check_weights(weights_path: str | None) -> None:
     from torch_fidelity import FeatureExtractorInceptionV3
 
     try:
-        with warnings.catch_warnings(), torch.device("meta"):
+        _verify(weights_path)
+        with warnings.catch_warnings(), torch.device("meta"), _tensors_only():
             # Copying real tensors into meta parameters is a deliberate no-op (torch warns about each
             # one); load_state_dict still checks every key and shape.
             warnings.simplefilter("ignore", UserWarning)
@@ -153,7 +218,7 @@ def _calculate(fake_u8: Tensor, real_u8: Tensor, weights_path: str | None, kid_s
 
     cuda = device.type == "cuda"
     # torch-fidelity moves the extractor with .cuda(), i.e. to the current device: select ours first.
-    with torch.cuda.device(device) if cuda else contextlib.nullcontext():
+    with torch.cuda.device(device) if cuda else contextlib.nullcontext(), _tensors_only():
         return torch_fidelity.calculate_metrics(
             input1=_UInt8Images(fake_u8), input2=_UInt8Images(real_u8), isc=True, fid=True, kid=True,
             feature_extractor=FEATURE_EXTRACTOR, feature_extractor_weights_path=weights_path,

@@ -9,10 +9,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import pickle
 import shutil
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import torch
 from PIL import Image, ImageDraw
@@ -21,6 +22,7 @@ from torchvision.utils import make_grid
 from dcgan import atomic, checkpoint
 from dcgan.config import Params
 from dcgan.data.prepared import load_meta, load_split
+from dcgan.errors import UserError, one_line, quoted
 from dcgan.figures import plt, save_figure  # figures selects the Agg backend
 from dcgan.models import Generator
 from dcgan.scoring import samples_of, take
@@ -141,26 +143,45 @@ def summary(title: str, train: dict[str, Any], scores: dict[str, Any],
     return "\n".join(lines) + "\n"
 
 
+# What reading an earlier stage's output raises when it is missing or cut short (a killed
+# stage, a copy interrupted): torch's truncated zip is a RuntimeError, a cut JSON or CSV a
+# ValueError, a CSV or JSON without its columns a KeyError
+_UNREADABLE = (OSError, EOFError, ValueError, KeyError, IndexError, RuntimeError, pickle.UnpicklingError)
+T = TypeVar("T")
+
+
+def _read(path: Path, read: Callable[[Path], T], stage: str) -> T:
+    """``read(path)``, or one line naming ``path`` and the stage that writes it."""
+    try:
+        return read(path)
+    except _UNREADABLE as err:
+        raise UserError(f"{quoted(path)}: missing or unreadable ({one_line(err, 100)}); rerun "
+                        f"`dvc repro {stage}`") from None
+
+
 def run(params: Params, data: str, train: str, train_metrics: str, evaluation: str,
         out: str) -> None:
     """The stage: every picture and the summary into ``out`` (atomically), then to MLflow."""
     train_dir = Path(train)
     title = f"{load_meta(data)['dataset']} · {params.loss} · seed {params.seed}"
     grids = sorted((train_dir / "grids").glob("epoch_*.png"))
-    generator = checkpoint.load_model(train_dir / "generator.pt", Generator)
+    if not grids:
+        raise UserError(f"{quoted(train_dir / 'grids')}: no epoch grids; rerun `dvc repro train`")
+    generator = _read(train_dir / "generator.pt", lambda p: checkpoint.load_model(p, Generator), "train")
     train_images = load_split(data, "train")[0]
     real = take(train_images, 64, params.seed)
     fake = samples_of(generator, len(real), generator.nz, torch.device("cpu"), params.seed)
+    details = train_dir / "details.json"  # every training number; metrics/ the headline
+    details = details if details.is_file() else Path(train_metrics)
+    numbers = _read(details, lambda p: json.loads(p.read_text()), "train")
+    scores = _read(Path(evaluation) / "details.json", lambda p: json.loads(p.read_text()), "evaluate")
     with atomic.output_dir(out) as tmp:
-        curves(train_dir / "plots", tmp, title)
-        frames = progress_gif(grids, tmp / "progress.gif")
+        _read(train_dir / "plots", lambda p: curves(p, tmp, title), "train")
+        frames = _read(train_dir / "grids", lambda p: progress_gif(grids, tmp / "progress.gif"), "train")
         shutil.copyfile(grids[-1], tmp / "final_grid.png")
         real_vs_fake(real, fake, tmp / "real_vs_fake.png")
-        details = train_dir / "details.json"  # every training number; metrics/ the headline
-        numbers = json.loads((details if details.is_file() else Path(train_metrics)).read_text())
         best_samples = min(params.train.eval_samples, len(train_images))  # what was scored
-        text = summary(title, numbers, json.loads((Path(evaluation) / "details.json").read_text()),
-                       best_samples)
+        text = _read(details, lambda p: summary(title, numbers, scores, best_samples), "train")
         atomic.write_text(tmp / "summary.md", text)
         if (Path(evaluation) / "nearest.png").is_file():
             shutil.copyfile(Path(evaluation) / "nearest.png", tmp / "nearest_copies.png")

@@ -58,6 +58,8 @@ def _eval(result: dict[str, Any]) -> dict[str, dict[str, int | float]]:
         rows[row] = {name: _short(v) for name, v in row_scores(result[row], SCORES).items()}
     if "best" in rows:
         rows["best"]["epoch"] = result["best"]["epoch"]
+    for numbers in rows.values():  # whose scores: a killed experiment's row can hold its
+        numbers["exp"] = result.get("exp", "workspace")  # baseline's files (docs/tracking.md)
     return rows
 
 
@@ -68,11 +70,11 @@ def headline(kind: str, result: dict[str, Any]) -> dict[str, Any]:
         kind: ``"train"`` (``Session.metrics()``: final-epoch losses, the epoch they come
             from, named ``epoch`` like the best row's, and the DVC experiment that trained
             them, ``exp``) or ``"eval"`` (``{row: {IS, FD, precision, recall, copies[,
-            epoch]}}``).
+            epoch], exp}}``, ``exp``: the DVC experiment that scored them).
         result: everything the stage measured (what goes to the details JSON).
     """
     if kind == "train":  # exp: whose numbers these are (a killed queued experiment shows
-        # its baseline's files; this names the baseline, not the experiment in that row)
+        # its baseline's files; they name the baseline, not the experiment in that row)
         return {"epoch": result["epochs"], "d_loss": _short(result["d_loss"]),
                 "g_loss": _short(result["g_loss"]), "exp": result.get("exp", "workspace")}
     if kind == "eval":

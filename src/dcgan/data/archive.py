@@ -4,6 +4,11 @@ zipfile has no equivalent of tarfile's extraction filters and only *rewrites* un
 (it drops ``..`` and leading ``/``), so a hostile or broken archive would be silently
 reshaped; we refuse it instead, with the entry named. tar members get the same check and
 then ``filter="data"`` as a second line of defence.
+
+Sizes: the entries' declared sizes are added up before anything is written and checked
+against the free space and a ratio cap (a 1 MB zip declaring 1 GiB is a bomb, not a data
+set). zipfile stops reading an entry at its declared size (and then fails its CRC), so a
+zip cannot write more than it declares; a tar's member sizes are its real sizes.
 """
 
 from __future__ import annotations
@@ -17,6 +22,30 @@ from pathlib import Path, PurePosixPath
 from tqdm import tqdm
 
 from dcgan.errors import UserError
+
+# Image data sets barely compress (PNG and JPEG are compressed already): Animal Faces' zip
+# is ~1.0x. Past this ratio, and past RATIO_FLOOR bytes (a small file of zeros is harmless),
+# an archive is refused as a decompression bomb.
+RATIO_CAP = 100
+RATIO_FLOOR = 64 * 2**20
+FREE_MARGIN = 64 * 2**20  # left free beside what the archive declares
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+
+
+def _check_sizes(archive: Path, dest: Path, shown: str, declared: int) -> None:
+    """Refuse an archive whose declared contents would not fit, or that is a bomb."""
+    packed = max(1, archive.stat().st_size)
+    if declared > RATIO_FLOOR and declared > RATIO_CAP * packed:
+        raise UserError(f"{shown}: refusing to extract: it declares {_gib(declared)} from "
+                        f"{_gib(packed)} (over {RATIO_CAP}x, a decompression bomb, not image "
+                        "data); re-download the archive")
+    free = shutil.disk_usage(dest).free
+    if declared + FREE_MARGIN > free:
+        raise UserError(f"{shown}: extracting needs {_gib(declared)} but {dest} has "
+                        f"{_gib(free)} free; free some space and rerun")
 
 
 def _check_member(archive: Path | str, name: str, is_link: bool) -> PurePosixPath:
@@ -39,6 +68,7 @@ def _extract_zip(archive: Path, dest: Path, shown: str) -> None:
         for info in members:  # check everything before writing anything
             mode = info.external_attr >> 16
             _check_member(shown, info.filename, stat.S_ISLNK(mode))
+        _check_sizes(archive, dest, shown, sum(info.file_size for info in members))
         for info in tqdm(members, desc=f"extract {archive.name}", unit="file", leave=False):
             target = dest / _check_member(archive, info.filename, False)
             if info.is_dir():
@@ -54,6 +84,7 @@ def _extract_tar(archive: Path, dest: Path, shown: str) -> None:
         members = tf.getmembers()
         for m in members:
             _check_member(shown, m.name, m.issym() or m.islnk())
+        _check_sizes(archive, dest, shown, sum(m.size for m in members if m.isfile()))
         tf.extractall(dest, members=members, filter="data")
 
 

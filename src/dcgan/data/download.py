@@ -20,7 +20,7 @@ from pathlib import Path
 from dcgan import atomic, paths
 from dcgan.data import archive, folder, idx
 from dcgan.data.sources import SAMPLES, TORCHVISION, Source, sample_dir, torchvision_dataset
-from dcgan.errors import UserError
+from dcgan.errors import UserError, quoted
 
 MIRROR_ENV = "DCGAN_MIRROR"
 MIRROR_HINT = f"set download.mirror in params.yaml (or ${MIRROR_ENV}) to a folder or URL holding"
@@ -135,7 +135,7 @@ def _local(source: Source, dest: Path) -> str:
     """Check the user's files as preprocess will read them (so errors name them), then copy."""
     src = paths.resolve(source.name)
     if not src.is_dir():
-        raise UserError(f"dataset: {source.spec}: folder {src} not found; fix the path "
+        raise UserError(f"dataset: {quoted(source.spec)}: folder {quoted(src)} not found; fix the path "
                         "(relative paths start at the repo root)")
     try:
         if source.format == "idx":
@@ -145,7 +145,7 @@ def _local(source: Source, dest: Path) -> str:
         else:
             folder.check_source(src)
     except UserError as err:
-        raise UserError(f"{err} (in dataset {source.spec}; `dvc repro` reads the fixed source "
+        raise UserError(f"{err} (in dataset {quoted(source.spec)}; `dvc repro` reads the fixed source "
                         "again)") from None
     if source.format == "idx":
         for f in (f for pair in found for f in pair if f is not None):

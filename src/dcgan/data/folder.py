@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from PIL import Image, ImageOps, UnidentifiedImageError
 from tqdm import tqdm
 
-from dcgan.errors import UserError
+from dcgan.errors import UserError, quoted
 
 if TYPE_CHECKING:
     import torch
@@ -58,7 +58,7 @@ def list_images(folder: Path, classes: list[str] | None = None) -> tuple[list[tu
         classes = classes if classes is not None else found
         extra = sorted(set(found) - set(classes))
         if extra:
-            raise UserError(f"{folder}: classes {extra} are not in the train split")
+            raise UserError(f"{quoted(folder)}: classes {extra} are not in the train split")
         samples = make_dataset(folder, {c: i for i, c in enumerate(classes)},
                                extensions=IMG_EXTENSIONS, allow_empty=True)
         items = [(Path(p), y) for p, y in samples]
@@ -66,7 +66,7 @@ def list_images(folder: Path, classes: list[str] | None = None) -> tuple[list[tu
         classes = []
         items = [(p, -1) for p in sorted(folder.iterdir()) if _is_image(p)]
     if not items:
-        raise UserError(f"{folder}: no images ({', '.join(IMG_EXTENSIONS)}) found")
+        raise UserError(f"{quoted(folder)}: no images ({', '.join(IMG_EXTENSIONS)}) found")
     return items, classes
 
 
@@ -111,8 +111,13 @@ def _decode(path: Path, mode: str) -> Image.Image:
         with Image.open(path) as img:
             img.load()
             return as_mode(img, mode)
+    except Image.DecompressionBombError:  # Pillow's guard: more pixels than any photo has
+        raise UserError(f"{quoted(path)}: refusing to decode it: its header declares more than "
+                        f"{2 * Image.MAX_IMAGE_PIXELS:,} pixels (a decompression bomb); remove "
+                        "it") from None
     except (UnidentifiedImageError, OSError, ValueError) as err:
-        raise UserError(f"{path}: unreadable image ({err}); remove or replace it") from None
+        raise UserError(f"{quoted(path)}: unreadable image ({' '.join(str(err).split())}); "
+                        "remove or replace it") from None
 
 
 def check_source(root: Path) -> None:
@@ -155,7 +160,7 @@ def load_images(items: list[tuple[Path, int]], size: int, channels: int, desc: s
     for i, (path, _) in enumerate(tqdm(items, desc=desc, unit="img", leave=False)):
         images[i], (w, h) = load_image(path, size, channels)
         if min(w, h) < size / 2:
-            small.append(f"{path.name} ({w}x{h})")
+            small.append(f"{quoted(path.name)} ({w}x{h})")
     if small:
         more = f" and {len(small) - 5} more" if len(small) > 5 else ""
         print(f"preprocess: warning: {len(small)} of {len(items)} images are far smaller than "

@@ -49,7 +49,15 @@ class Diverged(Exception):
 
 
 def _bad_row(values: dict[str, float]) -> str | None:
-    """Why one iteration's statistics break the rule by themselves, or None."""
+    """Why one iteration's statistics break the rule by themselves, or None.
+
+    G's spread is the standard deviation over a batch: NaN by definition for a batch of one
+    image (a tiny data set's last batch, a process's share), not a sign of divergence. G ends
+    in tanh, so its samples are bounded; a non-finite sample shows in D(G(z)) and the losses,
+    which are checked.
+    """
+    if math.isnan(values.get("g_spread", 0.0)):
+        values = {k: v for k, v in values.items() if k != "g_spread"}
     if not all(math.isfinite(v) for v in values.values()):
         return "non-finite statistics (" + ", ".join(f"{k} {v:.4g}" for k, v in values.items()) + ")"
     for key in ("d_loss", "g_loss"):

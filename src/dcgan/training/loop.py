@@ -112,7 +112,9 @@ class Trainer:
                 d_loss, dx, dgz = steps.d_step(batch(i), fake, step=first + i)
                 stats[it, [0, 2, 3]] += torch.stack([d_loss, dx, dgz]) / d_steps
             stats[it, 1] = steps.g_step(fake)
-            stats[it, 4] = fake.detach().float().std(dim=0).mean()
+            # One image has no spread (NaN, which the divergence rule reads as undefined)
+            stats[it, 4] = (fake.detach().float().std(dim=0).mean() if len(fake) > 1
+                            else float("nan"))
             if self.ema is not None:
                 self.ema.update(self.G)
             if watch.due(it):  # on CPU every step, on a GPU with the bar's syncs
