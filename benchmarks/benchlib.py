@@ -19,6 +19,7 @@ sys.path.insert(0, str(REPO / "src"))
 from dcgan import atomic  # noqa: E402
 from dcgan.config import ConfigError, load_params, parse_overrides  # noqa: E402
 from dcgan.data.prepared import load_split  # noqa: E402
+from dcgan.losses import get  # noqa: E402  (step_cost.py: a loss's D steps per G step)
 from dcgan.training import Session, Trainer  # noqa: E402  the one place benchmarks/ names it
 from gpu_report import slug  # noqa: E402  (torch-free, so gpu_check.py names files without torch)
 
