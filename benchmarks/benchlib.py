@@ -19,7 +19,7 @@ sys.path.insert(0, str(REPO / "src"))
 from dcgan import atomic  # noqa: E402
 from dcgan.config import ConfigError, load_params, parse_overrides  # noqa: E402
 from dcgan.data.prepared import load_split  # noqa: E402
-from dcgan.losses import get  # noqa: E402
+from dcgan.losses import get  # noqa: E402  (step_cost.py: a loss's D steps per G step)
 from dcgan.training import Session, Trainer  # noqa: E402  the one place benchmarks/ names it
 from gpu_report import slug  # noqa: E402  (torch-free, so gpu_check.py names files without torch)
 
@@ -64,7 +64,7 @@ def trainer(folder: Path, device: torch.device, overrides: dict) -> Trainer:
     """A trainer of params.yaml with ``overrides`` on the prepared set in ``folder`` (the
     training loop alone: no run folder, no checkpoints)."""
     params = load_params(REPO / "params.yaml", {"train.device": str(device), **overrides})
-    return Trainer(params, load_split(folder, "train")[0], get(params.loss))
+    return Trainer(params, load_split(folder, "train")[0])
 
 
 def epoch_times(trainer: Trainer, epochs: int) -> tuple[list[float], torch.Tensor]:

@@ -29,7 +29,7 @@ def seconds_per_g_step(channels: int, size: int, batch: int, steps: int,
     loss = get(params.loss)
     d_steps = loss.steps_per_g(params.train.d_steps)
     images = torch.rand(batch * d_steps * steps, channels, size, size) * 2 - 1
-    trainer = Trainer(params, images, loss)
+    trainer = Trainer(params, images)
     trainer.train_epoch()  # warm-up: allocator, oneDNN kernels
     start = time.perf_counter()
     trainer.train_epoch()

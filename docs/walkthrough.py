@@ -4,13 +4,16 @@
     python docs/walkthrough.py --keep /tmp/w   # and keep the clone to look at
 
 The clone sits alone in a temp folder (the docs train on the package's built-in samples, so
-nothing beside the repo is needed), with its own MLflow store; the commands run in reading order (README first, then
-the docs pages in the README's order), so each page's commands see what the earlier ones
-left, as a reader following them would. Blocks marked ``<!-- not run: <reason> -->`` are
-listed with their reason and skipped (``tests/test_docs.py`` still checks them). The only
-setup is a repo-local git identity when none is configured (``dvc exp run`` commits). A
-failed command stops the walk with its output; the exit code is non-zero. CI runs this after
-the tests (``.ci/run``).
+nothing beside the repo is needed), with its own MLflow store; the commands run in reading
+order (README first, then the docs pages in the README's order), so each page's commands see
+what the earlier ones left, as a reader following them would. Each command's output is then
+checked for what the command is for (``docs/expect.py``: the exp-show line shows the IS and
+FD columns, compare names every evaluated loss, sample wrote its grid...), in a terminal of
+120 columns (``COLUMNS``). Blocks marked ``<!-- not run: <reason> -->`` are listed with
+their reason and skipped (``tests/test_docs.py`` still checks them). The only setup is a
+repo-local git identity when none is configured (``dvc exp run`` commits). A command that
+fails, or prints the wrong thing, stops the walk with its output; the exit code is non-zero.
+CI runs this after the tests (``.ci/run``).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import time
 from pathlib import Path
 
 from commands import REPO, all_blocks
+from expect import WIDTH, check
 
 TIMEOUT_S = 1800  # one command; the longest, a quick run, took 10 minutes on 2 CPU cores
 
@@ -52,6 +56,7 @@ def _run(command: str, repo: Path, env: dict[str, str], language: str) -> tuple[
 def walk(repo: Path) -> int:
     """Run the blocks; print one line per command; return the number of failures (0 or 1)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
+    env["COLUMNS"] = str(WIDTH)  # a reader's terminal: DVC's and our tables fit it
     for block in all_blocks():
         if block.language not in ("bash", "python"):
             continue
@@ -62,11 +67,12 @@ def walk(repo: Path) -> int:
         commands = block.commands() if block.language == "bash" else [block.text]
         for command in commands:
             code, output, seconds = _run(command, repo, env, block.language)
+            wrong = f"exit code {code}" if code else check(command, output, repo)
             shown = command.splitlines()[0] + (" …" if "\n" in command else "")
-            print(f"{'ok' if code == 0 else 'FAIL':4}  {where}  {seconds:6.1f} s  {shown}",
+            print(f"{'ok' if not wrong else 'FAIL':4}  {where}  {seconds:6.1f} s  {shown}",
                   flush=True)
-            if code != 0:
-                print(output[-6000:], flush=True)
+            if wrong:
+                print(f"{output[-6000:]}\n-> {wrong}", flush=True)
                 return 1
     return 0
 

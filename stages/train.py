@@ -1,7 +1,8 @@
 """Stage `train`: one DCGAN on data/prepared with params `loss`, `model`, `train`; resumable.
 
-The work is dcgan.training.stage.run; this script takes the trainer lock first, before the
-heavy imports, so a second trainer on the same folder is refused in a second.
+The work is dcgan.training.stage.run (the Session trains and finishes the run); this script
+parses the arguments, takes the trainer lock first, before the heavy imports, so a second
+trainer on the same folder is refused in a second, and hands it the MLflow tracker.
 """
 
 from __future__ import annotations
@@ -31,9 +32,10 @@ def main() -> None:
     args = parser.parse_args()
     params = load_params(args.params)
     with locked(args.workdir, main=os.environ.get("RANK", "0") == "0") as holder:
-        from dcgan.training.stage import run  # torch, mlflow's helpers: after the lock
+        from dcgan.tracking import MlflowLogger  # torch, mlflow's helpers: after the lock
+        from dcgan.training.stage import run
 
-        run(params, args, holder)
+        run(params, args, holder, tracker=MlflowLogger)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import torch
 from dcgan.augment import augment, parse
 from dcgan.config import load_params
 from dcgan.training import Session
-from conftest import PARAMS, REPO, TINY, make_prepared
+from helpers import PARAMS, TINY, make_prepared
 
 
 def _fixed(values):

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import PARAMS, REPO
+from helpers import PARAMS, REPO
 from dcgan.config import load_params
 
 

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 import yaml
 
-from conftest import PARAMS
+from helpers import PARAMS
 from test_compare import DCGAN, _run
 
 mlflow = pytest.importorskip("mlflow")
@@ -55,7 +55,10 @@ def test_compare_names_tuned_recipes_and_says_which_losses_differ(tmp_path):
     assert "| bce | 0,1,2 | 30 | 1170 | 64 | tuned: 16 trials at 2000 G steps | 5 | 0.31 ± 0.025 |" in text
     assert "| mse | 0,1,2 | 30 | 1170 | 64 | default | 5 | 0.61 ± 0.025 |" in text
     verdicts = [line for line in text.splitlines() if line.startswith("- at 1170 G steps, ")]
-    assert len(verdicts) == 3 and all(line in proc.stdout for line in verdicts)  # one per pair
+    # one per pair, on the terminal too (wrapped at 120 columns)
+    flat = " ".join(proc.stdout.split())
+    assert len(verdicts) == 3 and all(" ".join(line.split()) in flat for line in verdicts)
+    assert max(map(len, proc.stdout.splitlines())) <= 120
     assert ("bce (tuned: 16 trials at 2000 G steps) vs mse (default): distinguishable at this "
             "budget, bce better (FD 0.31 vs 0.61") in text
     assert "mse (default) vs hinge (default): not distinguishable at this budget" in text

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from dcgan.config import ConfigError, flatten, load_params
-from conftest import PARAMS, REPO
+from helpers import PARAMS, REPO
 
 
 

@@ -16,7 +16,7 @@ from dcgan.training.batches import EpochData
 from dcgan.config import load_params
 from dcgan.distributed import World
 from dcgan.training import Session, Trainer
-from conftest import PARAMS, REPO, TINY, make_prepared
+from helpers import PARAMS, TINY
 
 pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")]
@@ -24,11 +24,6 @@ pytestmark = [pytest.mark.cuda,
 # The full-size model (cuDNN's real kernels), one batch of 64: one iteration per epoch
 CUDA = {**{k: v for k, v in TINY.items() if not k.startswith("model.")},
         "train.device": "cuda", "train.batch_size": 64, "train.epochs": 1, "train.d_steps": 1}
-
-
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory):
-    return make_prepared(tmp_path_factory.mktemp("data"), n=64)
 
 
 def _flat(tensors) -> torch.Tensor:

@@ -5,26 +5,25 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dcgan.config import load_params
 from dcgan.training import Session, TrainingDiverged
 from dcgan.training.divergence import LOSS_LIMIT, SPREAD_FLOOR, WEIGHT_LIMIT, Diverged, Guard
-from conftest import PARAMS, REPO, TINY, make_prepared
+from helpers import make_prepared, tiny_params
 
 
 @pytest.fixture(scope="module")
-def prepared(tmp_path_factory):
+def prepared_128(tmp_path_factory):
     return make_prepared(tmp_path_factory.mktemp("data"), n=128)
 
 
-def _session(tmp_path, prepared, epochs=4, **extra):
-    params = load_params(PARAMS, {**TINY, "train.epochs": epochs, **extra})
-    return Session(params, prepared, tmp_path / "work")
+def _session(tmp_path, data, epochs=4, **extra):
+    params = tiny_params(**{"train.epochs": epochs, **extra})
+    return Session(params, data, tmp_path / "work")
 
 
 @pytest.mark.slow  # ~10 s: the collapse shows after a few epochs
-def test_a_blow_up_that_stays_finite_stops_at_its_first_step(tmp_path, prepared):
+def test_a_blow_up_that_stays_finite_stops_at_its_first_step(tmp_path, prepared_128):
     """lr_g 10 used to finish with exit 0: d_loss 1e8, weights 1e11, white blobs."""
-    session = _session(tmp_path, prepared, epochs=20, **{"train.lr_g": 10.0})
+    session = _session(tmp_path, prepared_128, epochs=20, **{"train.lr_g": 10.0})
     steps = []
     g_step = session.trainer.steps.g_step
     session.trainer.steps.g_step = lambda fake: steps.append(1) or g_step(fake)
@@ -46,8 +45,8 @@ def test_a_blow_up_that_stays_finite_stops_at_its_first_step(tmp_path, prepared)
         assert last.is_file()
 
 
-def test_a_non_finite_blow_up_in_the_first_epoch_names_no_missing_checkpoint(tmp_path, prepared):
-    session = _session(tmp_path, prepared, **{"train.lr_g": 1e30, "train.lr_d": 1e30})
+def test_a_non_finite_blow_up_in_the_first_epoch_names_no_missing_checkpoint(tmp_path, prepared_128):
+    session = _session(tmp_path, prepared_128, **{"train.lr_g": 1e30, "train.lr_d": 1e30})
     with pytest.raises(TrainingDiverged, match=r"training diverged at epoch 1, iteration 1: .*; "
                                                r"no epoch had finished, so there is no checkpoint"):
         session.run()
@@ -55,9 +54,9 @@ def test_a_non_finite_blow_up_in_the_first_epoch_names_no_missing_checkpoint(tmp
 
 
 @pytest.mark.parametrize("loss", ["bce", "mse", "hinge", "wgan-gp"])
-def test_a_healthy_run_of_every_loss_stays_far_inside_the_bounds(tmp_path, prepared, loss):
+def test_a_healthy_run_of_every_loss_stays_far_inside_the_bounds(tmp_path, prepared_128, loss):
     """The default recipe, 3 epochs: every loss and weight orders of magnitude inside."""
-    session = _session(tmp_path, prepared, epochs=3, loss=loss)
+    session = _session(tmp_path, prepared_128, epochs=3, loss=loss)
     session.run()  # no TrainingDiverged
     t = session.trainer
     assert t.history.rows[:, :2].abs().max() < LOSS_LIMIT / 1000

@@ -2,7 +2,8 @@
 here (docs/walkthrough.py, in CI), and this test checks every one of them statically, the
 ones it cannot run included: each `dvc` command parses with DVC's own parser and its `-S`
 params validate, each `dcgan` command parses, each script exists, each Python block compiles,
-and a block that is not run says why."""
+and a block that is not run says why. Each command that runs has one expectation of its output
+(docs/expect.py), and those expectations fail on a wrong output."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import sys
 import pytest
 import yaml
 
-from conftest import PARAMS, REPO
+from helpers import PARAMS, REPO
 
 sys.path.insert(0, str(REPO / "docs"))
 from commands import PAGES, all_blocks  # noqa: E402
@@ -102,3 +103,63 @@ def test_a_block_not_run_says_why_and_most_blocks_run():
     skipped = [b for b in BLOCKS if b.skip]
     assert all(len(b.skip) > 10 for b in skipped)
     assert len(skipped) < len(BLOCKS) / 2
+
+
+def test_every_command_that_runs_has_one_expectation_of_its_output():
+    """docs/expect.py says what each command is for; the walkthrough checks it."""
+    from expect import expect_for
+
+    for block in BLOCKS:
+        if block.skip:
+            continue
+        for command in block.commands() if block.language == "bash" else [block.text]:
+            assert len(expect_for(command)) == 1, f"{block.page}:{block.line}: {command[:60]}"
+
+
+def _mlflow_db(repo, runs):
+    """The three tables of MLflow's sqlite store that the compare check reads."""
+    import sqlite3
+
+    with sqlite3.connect(repo / "mlflow.db") as db:
+        db.execute("CREATE TABLE runs (run_uuid, status, lifecycle_stage)")
+        db.execute("CREATE TABLE tags (key, value, run_uuid)")
+        db.execute("CREATE TABLE latest_metrics (key, value, run_uuid)")
+        for run_id, loss in runs:
+            db.execute("INSERT INTO runs VALUES (?, 'FINISHED', 'active')", (run_id,))
+            db.executemany("INSERT INTO tags VALUES (?, ?, ?)",
+                           [("loss", loss, run_id),
+                            ("dataset", "idx:../shared/data/mnist-5k", run_id)])
+            db.execute("INSERT INTO latest_metrics VALUES ('scores/FD', 0.4, ?)", (run_id,))
+
+
+def test_the_walkthrough_fails_when_a_command_prints_the_wrong_thing(tmp_path):
+    from expect import check
+
+    exp_show = "dvc exp show --drop '.*' --keep 'Experiment|^loss$|^exp$|generator.json:(IS|FD)'"
+    old = "  Experiment         exp   loss\n ─────\n  workspace    workspace   hinge\n"
+    assert "no 'generator.json:IS' column" in check(exp_show, old, tmp_path)
+    new = ("  Experiment   exp   metrics/eval/generator.json:IS   metrics/eval/generator.json:FD"
+           "   loss\n")
+    assert check(exp_show, new, tmp_path) is None
+
+    _mlflow_db(tmp_path, [("a" * 32, "bce"), ("b" * 32, "mse")])
+    (tmp_path / "reports/compare/mnist-5k").mkdir(parents=True)
+    (tmp_path / "reports/compare/mnist-5k/compare.md").write_text("# table\n")
+    end = "compare: 2 runs of idx:../shared/data/mnist-5k; mean ± std -> reports/compare.md\n"
+    table = "loss  seeds  FD\n────  ─────  ──\nbce   0      0.4\n"
+    assert "mse on mnist-5k are not in the table" in check("dcgan compare", table + end, tmp_path)
+    assert check("dcgan compare", table + "mse   0      0.4\n" + end, tmp_path) is None
+    markdown = "| loss | FD |\n|---|---|\n| bce | 0.4 |\n| mse | 0.4 |\n"
+    wrong = check("dcgan compare  # a comment", "loss\n--\n" + markdown + end, tmp_path)
+    assert "Markdown" in wrong
+
+    runs = "run id  name\n──────  ────\n" + "a" * 32 + "  bce-seed0\n"
+    assert check("dcgan runs", runs, tmp_path) is None
+    assert "MLflow ids" in check("dcgan runs", runs.replace("a" * 32, "c" * 32), tmp_path)
+    assert "wider than 120" in check("dcgan runs", runs + "a" * 32 + " " + "x" * 100 + "\n",
+                                     tmp_path)
+
+    sample = "sample: 100 image(s) from generator.pt (seed 7) -> reports/samples/grid.png"
+    assert "not written" in check("dcgan sample -n 100 --seed 7", sample, tmp_path)
+    assert "a path of this machine" in check(
+        "dcgan --help", "usage: dcgan\n sample compare runs writeup of ../shared/seeds", tmp_path)

@@ -12,7 +12,7 @@ import pytest
 from dcgan.data import download as dl
 from dcgan.data.sources import parse_dataset
 from dcgan.errors import UserError
-from conftest import make_idx_dir, make_image_folder
+from helpers import make_idx_dir, make_image_folder
 
 
 @pytest.fixture

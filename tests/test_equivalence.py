@@ -18,12 +18,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dcgan.config import load_params
 from dcgan.data.prepared import load_split
 from dcgan.losses import get
 from dcgan.models import Discriminator, Generator
 from dcgan.training import Trainer
-from conftest import PARAMS, REPO, TINY, make_prepared
+from helpers import tiny_params
 
 CASES = {  # name -> params overrides (TINY size, 2 epochs of 64 images)
     "bce": {},  # two D steps per G step, lazy R1 every 8th D step, EMA: the default recipe
@@ -123,16 +122,11 @@ def reference(params, images: torch.Tensor) -> dict[str, dict[str, torch.Tensor]
     return {"G": G.state_dict(), "D": D.state_dict(), "ema": ema.state_dict() if ema else {}}
 
 
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory):
-    return make_prepared(tmp_path_factory.mktemp("equivalence"), n=64)
-
-
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_library_loop_equals_a_plain_loop_bit_for_bit(prepared, case):
-    params = load_params(PARAMS, {**TINY, "train.ema_start": 0, **CASES[case]})
+    params = tiny_params(**{"train.ema_start": 0, **CASES[case]})
     images, _ = load_split(prepared, "train")
-    trainer = Trainer(params, images, get(params.loss))
+    trainer = Trainer(params, images)
     trainer.run()
     got = {"G": trainer.G.state_dict(), "D": trainer.D.state_dict(),
            "ema": trainer.ema.module.state_dict() if trainer.ema else {}}

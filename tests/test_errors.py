@@ -36,7 +36,7 @@ def test_ctrl_c_in_training_says_the_checkpoint_is_kept_and_how_to_resume(capsys
 
     import pytest
 
-    from conftest import REPO
+    from helpers import REPO
     from dcgan.errors import run_stage
 
     spec = importlib.util.spec_from_file_location("train_stage", REPO / "stages/train.py")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, make_idx_dir
+from helpers import REPO, make_idx_dir
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 import gpu_check  # noqa: E402  (torch-free: the orchestration only)

@@ -9,7 +9,7 @@ import pytest
 
 from dcgan.data import idx
 from dcgan.errors import UserError
-from conftest import make_idx_dir, write_idx
+from helpers import make_idx_dir, write_idx
 
 
 @pytest.mark.parametrize("name", ["x-idx3-ubyte", "x-idx3-ubyte.gz"])

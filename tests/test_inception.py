@@ -216,7 +216,7 @@ def test_every_generated_set_gets_an_inception_row(weights):
     reference; the reference is never scored against itself."""
     from dcgan.config import load_params
     from dcgan.evaluation import inception_rows
-    from conftest import PARAMS
+    from helpers import PARAMS
 
     params = load_params(PARAMS, {"evaluate.inception_weights": str(weights),
                                   "evaluate.kid_subset_size": 5})

@@ -38,9 +38,11 @@ def test_copies_are_counted_new_images_are_not_and_the_real_rate_is_about_one_pe
         assert copied[space]["mean_to_train"] < copied[space]["mean_to_heldout"]
         assert 0.0 < check.reference()[space]["share"] < 0.04
     assert index[:500].tolist() == list(range(500))  # each copy's source is its nearest image
-    pairs = closest_pairs(torch.cat([train[:500] + noise]), train, (dist[:500], index[:500]), k=4)
-    assert pairs.shape == (8, 1, 28, 28)
-    assert torch.allclose(pairs[:4], pairs[4:], atol=0.05)  # the generated row over its source
+    samples, sources, distances = closest_pairs(train[:500] + noise, train,
+                                                (dist[:500], index[:500]), k=4)
+    assert samples.shape == sources.shape == (4, 1, 28, 28)
+    assert torch.allclose(samples, sources, atol=0.05)  # each sample beside its source
+    assert distances == sorted(distances) and distances[0] == dist[:500].min().item()
 
 
 def test_without_a_held_out_split_each_image_is_measured_against_the_others():
@@ -49,3 +51,27 @@ def test_without_a_held_out_split_each_image_is_measured_against_the_others():
     scores, _ = check.score(train[:100] + 0.001)
     assert scores["pixels"]["share"] == 1.0 and "mean_to_heldout" not in scores["pixels"]
     assert "no held-out split" in check.how
+
+
+def test_the_closest_pairs_figure_labels_rows_and_distances_and_flags_copies(tmp_path, monkeypatch):
+    """Each sample over its nearest training image, the distance under the pair (a copy
+    flagged), the rows named, each image drawn large enough to judge."""
+    from PIL import Image
+
+    from dcgan.figures import nearest_pairs
+
+    samples, sources = _images(3, 0), _images(3, 1)
+    nearest_pairs(samples, sources, [0.5, 2.0, 9.25], 1.0, tmp_path / "n.png", "closest")
+    with Image.open(tmp_path / "n.png") as image:
+        assert image.width >= 3 * 120 and image.height >= 300  # ~150 px per 28-px image
+
+    from dcgan import figures
+
+    drawn = []
+    monkeypatch.setattr(figures, "save_figure", lambda fig, path: drawn.append(fig))
+    nearest_pairs(samples, sources, [0.5, 2.0, 9.25], 1.0, tmp_path / "m.png", "closest")
+    axes = drawn[0].axes
+    assert axes[0].get_ylabel() == "sample" and axes[3].get_ylabel() == "nearest\ntraining image"
+    assert [ax.get_xlabel() for ax in axes[3:]] == ["0.50 copy", "2.00", "9.25"]
+    assert "closer than 1.00" in drawn[0]._suptitle.get_text()
+    figures.plt.close(drawn[0])

@@ -12,7 +12,7 @@ import urllib.request
 
 import pytest
 
-from conftest import TINY, make_prepared, stage_cmd, write_params
+from helpers import TINY, make_prepared, stage_cmd, write_params
 
 pytest.importorskip("mlflow")
 pytestmark = pytest.mark.slow  # every test starts a stage or a server

@@ -5,6 +5,8 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -14,7 +16,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from conftest import PARAMS, REPO, TINY, make_idx_dir, make_image_folder, write_params
+from helpers import PARAMS, REPO, TINY, make_idx_dir, make_image_folder, write_params
 
 DVC_YAML = yaml.safe_load((REPO / "dvc.yaml").read_text())
 
@@ -164,11 +166,20 @@ def test_full_pipeline_then_exp_run_with_other_loss(tmp_path, monkeypatch, repro
     client = mlflow.MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
     (run,) = client.search_runs([client.get_experiment_by_name("dcgan").experiment_id])
     assert run.data.tags["dvc.stage"] == "train"
-    assert run.data.metrics["scores/FD floor"] == pytest.approx(
-        scores["floor"]["classifier"]["frechet_distance"])
+    # a few headline scores charted; every row's every score in one table artifact
+    assert {m for m in run.data.metrics if m.startswith("scores/")} <= {"scores/IS", "scores/FD"}
+    assert run.data.metrics["scores/FD"] == pytest.approx(
+        scores["generator"]["classifier"]["frechet_distance"])
+    from dcgan.tracking.attach import read_scores
+
+    table = read_scores(client, run, tmp_path / "table")  # 4 significant digits
+    assert table["floor"]["FD"] == pytest.approx(
+        scores["floor"]["classifier"]["frechet_distance"], rel=1e-3)
+    assert table["generator"]["copies"] == pytest.approx(
+        scores["generator"]["copies"]["pixels"]["share"], rel=1e-3, abs=1e-9)
     assert not [m for m in run.data.metrics if "histogram" in m]  # per-class counts: an artifact
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "eval")}
-    assert artifacts == {"eval/details.json", "eval/nearest.png"}
+    assert artifacts == {"eval/details.json", "eval/nearest.png", "eval/scores.json"}
     assert run.data.tags["eval.reference"].startswith("held-out")
     assert run.data.tags["mlflow.note.content"].startswith(f"bce on idx:{idx_dir}: 1 epochs = ")
     _run(["git", "add", "dvc.lock", "metrics"], repo)  # the README's baseline commit
@@ -190,6 +201,14 @@ def test_full_pipeline_then_exp_run_with_other_loss(tmp_path, monkeypatch, repro
     assert {"metrics/train.json:exp", "metrics/eval/generator.json:exp",
             "metrics/eval/generator.json:FD"} <= set(header), shown
     assert made_by.pop() in shown
+    # the exp-show lines of the README and tracking.md, verbatim, in a 120-column terminal:
+    # the score columns show (DVC folds what does not fit to "…")
+    monkeypatch.setenv("COLUMNS", "120")
+    for page in ("README.md", "docs/tracking.md"):
+        line = re.search(r"^dvc exp show .*$", (REPO / page).read_text(), re.M).group(0)
+        header = next(row for row in dvc(repo, *shlex.split(line)[1:], "--no-pager").splitlines()
+                      if "Experiment" in row)
+        assert "generator.json:IS" in header and "generator.json:FD" in header, (page, header)
 
 
 def _outputs(repo: Path) -> dict[str, bytes]:

@@ -13,7 +13,7 @@ from dcgan.data.preprocess import preprocess, scale
 from dcgan.data.prepared import load_meta, load_split
 from dcgan.data.sources import parse_dataset
 from dcgan.errors import UserError
-from conftest import make_idx_dir, make_image_folder, write_idx
+from helpers import make_idx_dir, make_image_folder, write_idx
 
 
 def _prepare(tmp_path, spec, seed=0, **options):
@@ -138,7 +138,7 @@ def test_every_sample_file_is_package_data():
     import fnmatch
     import tomllib
 
-    from conftest import REPO
+    from helpers import REPO
 
     globs = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"][
         "package-data"]["dcgan"]

@@ -45,14 +45,16 @@ def test_curves_and_real_vs_fake_write_pngs(tmp_path):
 def test_summary_lists_every_row():
     row = {"classifier": {"inception_score": {"mean": 2.0, "std": 0.1}, "frechet_distance": 3.0,
                           "kid": {"mean": 0.1}, "precision": 0.5, "recall": 0.4, "classes_covered": 7}}
+    copied = {**row, "copies": {"pixels": {"share": 0.0096}}}  # a share: printed in percent
     text = summary("t", {"epochs": 5}, {"samples": 10, "reference": "held-out split vs train",
-                                        "generator": row, "floor": row, "noise": row,
+                                        "generator": copied, "floor": row, "noise": row,
                                         "best": {**row, "epoch": 3, "rule": "on 2000 samples"}},
                    best_samples=20)
     for name in ("| noise |", "| generator (what the run samples from) |", "| best checkpoint |",
                  "| real-data floor |",
                  "Scored on 10 generated and 10 real samples",
-                 "epoch 3, the lowest classifier-space Fréchet distance on 20 samples"):
+                 "epoch 3, the lowest classifier-space Fréchet distance on 20 samples",
+                 "| 7 | 0.96% |"):
         assert name in text
     assert "2000" not in text  # the counts used, not train.eval_samples as asked for
 
@@ -63,7 +65,7 @@ def trained(tmp_path_factory):
     from dcgan import results
     from dcgan.config import load_params
     from dcgan.training import Session
-    from conftest import PARAMS, TINY, make_prepared
+    from helpers import PARAMS, TINY, make_prepared
 
     tmp = tmp_path_factory.mktemp("trained")
     prepared = make_prepared(tmp / "prepared", n=32)

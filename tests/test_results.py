@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 
 from dcgan import results
-from conftest import REPO
+from helpers import REPO
 
 # What Trainer.metrics() returns (keys as in src/dcgan/train.py), with wide values.
 TRAIN = {"d_loss": 1.2345678901, "g_loss": -12.345678901, "d_real": 0.51234, "d_fake": 0.4321,
          "epochs": 100, "iterations": 46900, "wall_time_s": 12345.678, "images_per_second": 4863.2,
          "device": "cuda:0", "dtype": "bf16", "processes": 8, "best_epoch": 87,
-         "best_eval_fd": 3.14159, "exp": "sworn-ghee"}
+         "best_periodic_fd_vs_train": 3.14159, "exp": "sworn-ghee"}
 
 
 def _row(fd: float, kid: float) -> dict:
@@ -95,3 +95,33 @@ def test_dvc_metrics_show_fits_120_columns(tmp_path):
     header = lines[0].split()
     assert {"IS", "FD", "precision", "recall", "copies", "epoch", "d_loss",
             "g_loss", "exp"} == set(header[1:]), shown
+
+
+def test_mlflow_charts_the_headline_and_tables_every_row_with_copies_in_percent():
+    from dcgan.tracking.attach import score_metrics, scores_table
+
+    result = {"generator": {"classifier": {"frechet_distance": 0.123456789,
+                                           "inception_score": {"mean": 7.5}},
+                            "copies": {"pixels": {"share": 0.0096}}},
+              "floor": {"classifier": {"frechet_distance": 0.05, "inception_score": {"mean": 9.5}},
+                        "copies": {"pixels": {"share": 0.01}}},
+              "noise": {"classifier": {"frechet_distance": 9.0}}}
+    assert score_metrics(result) == {"scores/IS": 7.5, "scores/FD": 0.123456789}
+    assert scores_table(result) == {"row": ["generator", "floor", "noise"], "IS": [7.5, 9.5, None],
+                                    "FD": [0.1235, 0.05, 9.0], "copies %": [0.96, 1.0, None]}
+
+
+def test_a_run_evaluated_before_the_scores_table_reads_its_scores_from_its_metrics():
+    from dcgan.tracking.attach import read_scores
+
+    class Client:
+        def download_artifacts(self, run_id, path, dest):
+            raise OSError("no such artifact")
+
+    metrics = {"scores/FD": 0.4, "scores/FD floor": 0.05, "scores/KID Inception no_ema": 0.01,
+               "scores/copies": 0.0096, "g_loss": 1.0}
+    run = type("Run", (), {"info": type("Info", (), {"run_id": "r"}),
+                           "data": type("Data", (), {"metrics": metrics})})
+    assert read_scores(Client(), run, None) == {"generator": {"FD": 0.4, "copies": 0.0096},
+                                                "floor": {"FD": 0.05},
+                                                "no_ema": {"KID Inception": 0.01}}

@@ -19,7 +19,7 @@ from dcgan.errors import UserError
 from dcgan.models import Generator
 from dcgan.cli import main as dcgan
 from dcgan.generate import load_generator, slerp
-from conftest import REPO, TINY, make_prepared, write_params
+from helpers import REPO, TINY, make_prepared, write_params
 
 KWARGS = dict(nz=16, ngf=8, nc=1, image_size=28)
 

@@ -6,21 +6,12 @@ import pytest
 import torch
 
 from dcgan import checkpoint
-from dcgan.config import ConfigError, load_params
+from dcgan.config import ConfigError
 from dcgan.models import Discriminator, Generator
 from dcgan.training import Session
 from dcgan.training.ema import EmaGenerator
 from dcgan.training.standing import prepare, standing
-from conftest import PARAMS, REPO, TINY, make_prepared
-
-
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory):
-    return make_prepared(tmp_path_factory.mktemp("data"), n=64)
-
-
-def _params(**extra):
-    return load_params(PARAMS, {**TINY, **extra})
+from helpers import tiny_params
 
 
 def _shifted_generator() -> Generator:
@@ -49,7 +40,7 @@ def test_standing_statistics_match_training_mode_and_leave_g_alone():
 
 
 def _ema_run(tmp_path, prepared, epochs, decay=0.9, start=2):
-    session = Session(_params(**{"train.epochs": epochs, "train.ema": decay,
+    session = Session(tiny_params(**{"train.epochs": epochs, "train.ema": decay,
                                  "train.ema_start": start}), prepared, tmp_path)
     session.run()
     return session, session.trainer.ema
@@ -114,11 +105,11 @@ def test_spectral_norm_discriminator_is_one_lipschitz_per_layer_and_trains(tmp_p
     for conv in convs:
         sigma = torch.linalg.matrix_norm(conv.weight.flatten(1), ord=2)
         assert abs(sigma.item() - 1) < 0.05
-    session = Session(_params(**{"model.d_norm": "spectral", "train.epochs": 1}), prepared, tmp_path)
+    session = Session(tiny_params(**{"model.d_norm": "spectral", "train.epochs": 1}), prepared, tmp_path)
     session.run()
     assert torch.isfinite(torch.tensor(session.metrics()["d_loss"]))
 
 
 def test_ema_decay_outside_zero_one_is_one_line():
     with pytest.raises(ConfigError, match=r"train.ema: must be between 0 and 1 \(exclusive\), e.g. 0.999; got 1.5$"):
-        _params(**{"train.ema": 1.5})
+        tiny_params(**{"train.ema": 1.5})

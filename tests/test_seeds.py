@@ -9,7 +9,7 @@ import yaml
 
 from dcgan.config import PAPER, load_params
 from dcgan.writeups import load_writeups
-from conftest import PARAMS, REPO
+from helpers import PARAMS, REPO
 
 SEEDS = yaml.safe_load((REPO / "configs/seeds.yaml").read_text())  # each write-up's own keys
 

@@ -15,7 +15,7 @@ from PIL import Image
 from dcgan.data.download import download
 from dcgan.data.preprocess import preprocess
 from dcgan.data.sources import parse_dataset
-from conftest import PARAMS, REPO, TINY, make_image_folder, write_params
+from helpers import PARAMS, REPO, TINY, make_image_folder, write_params
 
 
 def _prepared(tmp_path, source, **options):

@@ -14,8 +14,8 @@ import time
 import pytest
 
 from dcgan import checkpoint
-from conftest import (PARAMS, REPO, TINY, kill_after_first_checkpoint, make_prepared, stage_cmd,
-                      write_params)
+from helpers import (PARAMS, TINY, kill_after_first_checkpoint, make_prepared, stage_cmd,
+                     write_params)
 
 mlflow = pytest.importorskip("mlflow")
 pytestmark = pytest.mark.slow  # every test starts a stage or a server
@@ -46,6 +46,10 @@ def test_run_logged_with_params_metrics_images_model_and_tags(tmp_path):
     assert [m.step for m in client.get_metric_history(run.info.run_id, "g_loss")] == [1, 2]
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"plots", "images"} <= artifacts
+    # the data set as an MLflow dataset input: the run list's Dataset column
+    (trained_on,) = run.inputs.dataset_inputs
+    assert trained_on.dataset.name == "idx (32 train, 1x28x28)" and len(trained_on.dataset.digest) == 8
+    assert [tag.value for tag in trained_on.tags if tag.key == "mlflow.data.context"] == ["training"]
     (model,) = client.search_logged_models(experiment_ids=[exp.experiment_id])
     assert model.name == "generator" and model.source_run_id == run.info.run_id
     # The logged model is an exported graph (MLflow's "pt2"): it loads in a fresh interpreter
@@ -89,7 +93,7 @@ def test_unreachable_server_gives_up_within_seconds(tmp_path, monkeypatch):
     from dcgan.config import load_params
     from dcgan.tracking import MlflowLogger
     from dcgan.tracking.store import HTTP_BOUNDS
-    from conftest import REPO
+    from helpers import REPO
 
     for name in HTTP_BOUNDS:
         monkeypatch.delenv(name, raising=False)
@@ -196,7 +200,7 @@ def test_replaced_store_starts_a_new_run_with_the_whole_history(tmp_path):
 
 
 def test_a_new_run_for_an_old_checkpoint_holds_every_per_epoch_metric(tmp_path):
-    """The periodic FD (eval_fd) of epochs trained before the store was replaced used to be
+    """The periodic FD (periodic_fd_vs_train) of epochs trained before the store was replaced used to be
     missing: the checkpoint's history held only the losses."""
     from dcgan.classifier import DomainClassifier
 
@@ -211,7 +215,7 @@ def test_a_new_run_for_an_old_checkpoint_holds_every_per_epoch_metric(tmp_path):
     ((run, steps),) = _runs(uri)
     client = mlflow.MlflowClient(uri)
     logged = {key: [m.step for m in client.get_metric_history(run.info.run_id, key)]
-              for key in ("eval_fd", "d_loss", "g_spread", "images_per_second")}
+              for key in ("periodic_fd_vs_train", "d_loss", "g_spread", "images_per_second")}
     assert steps == [1, 2, 3] and all(v == [1, 2, 3] for v in logged.values()), logged
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import csv
 import os
 import socket
@@ -13,25 +12,15 @@ import pytest
 import torch
 
 from dcgan import checkpoint
-from dcgan.config import load_params
 from dcgan.data.prepared import load_meta
 from dcgan.models import Generator
 from dcgan.training import Session, TrainingDiverged, run_id
-from conftest import (PARAMS, REPO, TINY, kill_after_first_checkpoint, make_prepared, stage_cmd,
-                      write_params)
-
-
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory):
-    return make_prepared(tmp_path_factory.mktemp("data"), n=64)
-
-
-def _params(**extra):
-    return load_params(PARAMS, {**TINY, **extra})
+from helpers import (REPO, TINY, kill_after_first_checkpoint, make_prepared, stage_cmd,
+                     tiny_params, write_params)
 
 
 def test_two_epoch_run_writes_everything(tmp_path, prepared):
-    session = Session(_params(), prepared, tmp_path / "work")
+    session = Session(tiny_params(), prepared, tmp_path / "work")
     assert session.resumed is False
     session.run()
     metrics = session.write_outputs(tmp_path / "out")
@@ -58,7 +47,7 @@ def test_two_epoch_run_writes_everything(tmp_path, prepared):
     ("wgan-gp", {"train.d_steps": 4}, 4),
 ])
 def test_every_loss_trains_an_epoch(tmp_path, prepared, loss, extra, d_steps):
-    session = Session(_params(loss=loss, **{"train.epochs": 1, **extra}), prepared, tmp_path)
+    session = Session(tiny_params(loss=loss, **{"train.epochs": 1, **extra}), prepared, tmp_path)
     session.run()
     m = session.metrics()
     assert m["iterations"] == 4 // d_steps  # 4 batches an epoch, one per D step
@@ -68,7 +57,7 @@ def test_every_loss_trains_an_epoch(tmp_path, prepared, loss, extra, d_steps):
 def test_same_seed_same_weights_other_seed_differs(tmp_path, prepared):
     runs = []
     for i, seed in enumerate((3, 3, 4)):
-        session = Session(_params(seed=seed, **{"train.epochs": 1}), prepared, tmp_path / str(i))
+        session = Session(tiny_params(seed=seed, **{"train.epochs": 1}), prepared, tmp_path / str(i))
         session.run()
         runs.append(session.trainer.G.state_dict())
     same = all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
@@ -76,7 +65,7 @@ def test_same_seed_same_weights_other_seed_differs(tmp_path, prepared):
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, prepared, monkeypatch):
-    session = Session(_params(), prepared, tmp_path / "work")
+    session = Session(tiny_params(), prepared, tmp_path / "work")
     trainer = session.trainer
     real_g_loss, calls = trainer.steps.g_step, {"n": 0}
 
@@ -150,7 +139,7 @@ def test_compiled_training_follows_eager(tmp_path, prepared):
     extra = {"loss": "wgan-gp", "train.d_steps": 2, "train.epochs": 1}
     runs = {}
     for mode in ("eager", "default"):
-        session = Session(_params(**extra, **{"train.compile": mode}), prepared, tmp_path / mode)
+        session = Session(tiny_params(**extra, **{"train.compile": mode}), prepared, tmp_path / mode)
         G = session.trainer.G
         init = torch.cat([p.detach().flatten().clone() for p in G.parameters()])
         session.run()
@@ -168,15 +157,15 @@ def _weights(session):
 
 
 def test_truncated_last_falls_back_to_prev_and_ends_bit_identical(tmp_path, prepared, capsys):
-    straight = Session(_params(**{"train.epochs": 3}), prepared, tmp_path / "a")
+    straight = Session(tiny_params(**{"train.epochs": 3}), prepared, tmp_path / "a")
     straight.run()
-    session = Session(_params(), prepared, tmp_path / "b")
+    session = Session(tiny_params(), prepared, tmp_path / "b")
     session.run()
     last = session.folder.last
     assert checkpoint.load(session.folder.prev)["epoch"] == 1
     last.write_bytes(last.read_bytes()[:1000])  # a copy cut short
     capsys.readouterr()
-    resumed = Session(_params(**{"train.epochs": 3}), prepared, tmp_path / "b")
+    resumed = Session(tiny_params(**{"train.epochs": 3}), prepared, tmp_path / "b")
     assert resumed.resumed is True
     resumed.run()
     out = capsys.readouterr().out
@@ -187,12 +176,12 @@ def test_truncated_last_falls_back_to_prev_and_ends_bit_identical(tmp_path, prep
 
 @pytest.mark.parametrize("garbage", [b"", b"torn", b"hello world"])  # EOF, Index, KeyError
 def test_no_readable_checkpoint_trains_afresh_with_one_line(tmp_path, prepared, capsys, garbage):
-    session = Session(_params(), prepared, tmp_path)
+    session = Session(tiny_params(), prepared, tmp_path)
     session.run()
     for path in (session.folder.last, session.folder.prev):
         path.write_bytes(garbage)
     capsys.readouterr()
-    again = Session(_params(), prepared, tmp_path)
+    again = Session(tiny_params(), prepared, tmp_path)
     assert again.resumed is False
     again.run()
     assert again.trainer.epoch == 2 and "cannot be read either" in capsys.readouterr().out
@@ -213,7 +202,7 @@ def test_full_disk_is_one_line_naming_the_folder_and_the_size(tmp_path, prepared
         return real(self, data)
 
     monkeypatch.setattr(pathlib.Path, "write_bytes", full)
-    session = Session(_params(), prepared, tmp_path)
+    session = Session(tiny_params(), prepared, tmp_path)
     with pytest.raises(DiskFull) as err:
         session.run()
     message, folder = str(err.value), session.folder.path
@@ -225,13 +214,13 @@ def test_full_disk_is_one_line_naming_the_folder_and_the_size(tmp_path, prepared
 def test_leftover_temp_files_are_removed_on_start(tmp_path, prepared):
     from dcgan import atomic
 
-    folder = Session(_params(**{"train.epochs": 1}), prepared, tmp_path / "work").folder.path
+    folder = Session(tiny_params(**{"train.epochs": 1}), prepared, tmp_path / "work").folder.path
     (folder / "grids").mkdir(parents=True)
     stale = [folder / ".last.pt.new.abc123.tmp", folder / "last.pt.new",
              folder / "grids" / ".epoch_001.png.x1y2.tmp"]
     for path in stale:
         path.write_bytes(b"half")
-    Session(_params(**{"train.epochs": 1}), prepared, tmp_path / "work").run()
+    Session(tiny_params(**{"train.epochs": 1}), prepared, tmp_path / "work").run()
     assert not any(p.exists() for p in stale)
     out = tmp_path / "out"
     (tmp_path / ".out.k3j4.tmp").mkdir()
@@ -258,26 +247,26 @@ def test_a_second_trainer_on_the_folder_is_stopped_with_one_line(tmp_path, monke
 
 
 def test_shorter_rerun_keeps_the_longer_run_whole(tmp_path, prepared, capsys):
-    longer = Session(_params(), prepared, tmp_path / "work")
+    longer = Session(tiny_params(), prepared, tmp_path / "work")
     longer.run()
     folder = longer.folder.path
-    shorter = Session(_params(**{"train.epochs": 1}), prepared, tmp_path / "work")
+    shorter = Session(tiny_params(**{"train.epochs": 1}), prepared, tmp_path / "work")
     shorter.run()
     assert shorter.folder.path == folder / "epochs-1"
     assert "holds a longer run (epoch 2), kept" in capsys.readouterr().out
     assert checkpoint.load(folder / "last.pt")["epoch"] == 2  # the longer run's, untouched
     shorter.write_outputs(tmp_path / "out")
     assert sorted(p.name for p in (tmp_path / "out/grids").iterdir()) == ["epoch_001.png"]
-    extended = Session(_params(**{"train.epochs": 3}), prepared, tmp_path / "work")
+    extended = Session(tiny_params(**{"train.epochs": 3}), prepared, tmp_path / "work")
     assert extended.resumed is True and extended.folder.path == folder  # on from epoch 2
     extended.run()
-    once = Session(_params(**{"train.epochs": 3}), prepared, tmp_path / "straight")
+    once = Session(tiny_params(**{"train.epochs": 3}), prepared, tmp_path / "straight")
     once.run()
     assert all(torch.equal(a, b) for a, b in zip(_weights(extended), _weights(once)))
 
 
 def test_outputs_hold_only_the_grids_of_the_epochs_trained(tmp_path, prepared):
-    session = Session(_params(**{"train.epochs": 1}), prepared, tmp_path / "work")
+    session = Session(tiny_params(**{"train.epochs": 1}), prepared, tmp_path / "work")
     (session.folder.path / "grids").mkdir(parents=True)
     (session.folder.path / "grids/epoch_002.png").write_bytes(b"a longer run's frame")
     session.run()
@@ -343,18 +332,21 @@ def test_a_trainer_started_beside_a_running_one_exits_with_one_line(tmp_path, pr
 
 def test_resume_hint_names_the_checkpoint_resume_would_use(tmp_path, prepared):
     """The launcher's error line points at the file a rerun resumes from: in the shorter
-    run's ``epochs-<N>/`` beside a longer run, and ``prev.pt`` when ``last.pt`` is broken."""
-    from dcgan.training.stage import resume_hint
+    run's ``epochs-<N>/`` beside a longer run, and ``prev.pt`` when ``last.pt`` is broken;
+    in the words the session's own error lines use (``workdir.kept``)."""
+    from dcgan.training.session import resume_hint
 
-    params = _params(**{"train.epochs": 1})
-    args = argparse.Namespace(workdir=str(tmp_path / "work"), data=str(prepared))
-    assert "No epoch had finished" in resume_hint(params, args)
-    folder = tmp_path / "work" / run_id(params, load_meta(prepared))
+    params = tiny_params(**{"train.epochs": 1})
+    work = tmp_path / "work"
+    assert resume_hint(params, prepared, work).startswith("No epoch had finished")
+    folder = work / run_id(params, load_meta(prepared))
     folder.mkdir(parents=True)
     checkpoint.save(folder / "last.pt", {"epoch": 3})  # a longer run of the same params
-    assert "No epoch had finished" in resume_hint(params, args)
+    assert resume_hint(params, prepared, work).startswith("No epoch had finished")
     shorter = folder / "epochs-1"
     shorter.mkdir()
     checkpoint.save(shorter / "prev.pt", {"epoch": 1})
     (shorter / "last.pt").write_bytes(b"torn")
-    assert resume_hint(params, args).startswith(f"{shorter / 'prev.pt'} (epoch 1) is intact")
+    assert resume_hint(params, prepared, work) == (
+        f"The last good checkpoint, {shorter / 'prev.pt'} (epoch 1), is kept: rerun "
+        "`dvc repro train` to resume from it")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import PARAMS, TINY, make_idx_dir, write_params
+from helpers import PARAMS, TINY, make_idx_dir, write_params
 
 optuna = pytest.importorskip("optuna")
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, TINY, make_prepared, stage_cmd, write_params
+from helpers import REPO, TINY, make_prepared, stage_cmd, write_params
 from test_tune import tune_args
 
 optuna = pytest.importorskip("optuna")

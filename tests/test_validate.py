@@ -20,7 +20,7 @@ from dcgan.errors import UserError
 from dcgan.losses import get
 from dcgan.runnable import RESTORE, validate_stage
 from dcgan.training.batches import plan_batches
-from conftest import TINY, make_idx_dir, make_image_folder, write_params
+from helpers import TINY, make_idx_dir, make_image_folder, write_params
 
 
 def _snapshot(root: Path) -> dict[str, bytes]:

@@ -10,7 +10,7 @@ import yaml
 
 from dcgan.config import ConfigError
 from dcgan.writeups import check, flat, hydra_value, load_writeups, param_set, set_args
-from conftest import PARAMS, REPO, TINY, make_idx_dir, write_params
+from helpers import PARAMS, REPO, TINY, make_idx_dir, write_params
 from test_pipeline import _run, copy_repo, dvc
 
 WRITEUPS = load_writeups(REPO / "configs/seeds.yaml")

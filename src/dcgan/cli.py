@@ -58,20 +58,21 @@ def _compare(sub: argparse._SubParsersAction) -> None:
     _tracked(p)
     p.add_argument("--out", help="report folder (default: reports/compare/<data set's name>, "
                                  "e.g. reports/compare/mnist-5k for mnist-5k or idx:/data/mnist-5k)")
-    p.set_defaults(target="dcgan.tracking.compare:run")
+    p.set_defaults(target="dcgan.compare:run")
 
 
 def _runs(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("runs", help="every training run with its budget and scores",
-                       description="The training runs in MLflow, newest first: status, data "
-                       "set, loss, seed, epochs, G steps, batch, recipe, IS and FD.")
+                       description="The training runs in MLflow, newest first: run id (for "
+                       "runs:/<run id>/generator), name, status, data set, loss, seed, epochs, G "
+                       "steps, batch, recipe, IS and FD, as a table within 120 columns.")
     _tracked(p)
     p.add_argument("--limit", type=int, default=30, help="newest runs to list (default 30)")
-    p.set_defaults(target="dcgan.tracking.compare:list_runs")
+    p.set_defaults(target="dcgan.compare:list_runs")
 
 
 def _writeup(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("writeup", help="run a write-up of ../shared/seeds as an experiment",
+    p = sub.add_parser("writeup", help="run a write-up (configs/seeds.yaml) as an experiment",
                        description="Run a write-up exactly as configs/seeds.yaml says, on the "
                        "committed params.yaml (not the workspace's, which the last `dvc exp "
                        "run` rewrote): every param is passed as its own -S to dvc exp run, and "

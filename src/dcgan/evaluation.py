@@ -24,7 +24,7 @@ from dcgan.classifier import DomainClassifier, outputs
 from dcgan.config import Params
 from dcgan.data.prepared import check_scorable, heldout_split, load_meta, load_split
 from dcgan.device import resolve_device
-from dcgan.images import save_grid
+from dcgan.figures import nearest_pairs
 from dcgan.memorisation import CopyCheck, Space, closest_pairs
 from dcgan.models import Generator
 from dcgan.scoring import Settings, classifier_scores, noise_like, real_sets, samples_of
@@ -106,7 +106,10 @@ def copy_rows(result: dict[str, Any], sets: dict[str, torch.Tensor], real: Real,
     for row in (r for r in GENERATED if r in sets):
         result[row]["copies"], near = check.score(sets[row])
         if row == "generator" and pairs is not None:
-            save_grid(closest_pairs(sets[row], real.train, near), pairs, nrow=12)
+            samples, sources, distances = closest_pairs(sets[row], real.train, near)
+            nearest_pairs(samples, sources, distances,
+                          result[row]["copies"]["pixels"]["threshold"], pairs,
+                          "The generator's samples closest to a training image")
     result["floor"]["copies"] = check.reference()
     result["copies_reference"] = check.how
 
@@ -172,8 +175,8 @@ def headline_line(result: dict[str, Any]) -> str:
     else:
         line += " (no labels: class scores skipped)"
     copies = result["generator"]["copies"]["pixels"]["share"]
-    line += (f", {copies:.1%} near-copies of training images (real unseen images: "
-             f"{result['floor']['copies']['pixels']['share']:.1%})")
+    line += (f", {copies:.2%} near-copies of training images (real unseen images: "
+             f"{result['floor']['copies']['pixels']['share']:.2%})")
     if "no_ema" in result:
         line += (f"; G's own weights without the EMA: FD "
                  f"{result['no_ema']['classifier']['frechet_distance']:.3f}")

@@ -94,7 +94,6 @@ def budget_params(params_file: Path, prepared: Path, overrides: dict, steps: int
 def train_one(params: Params, prepared: Path, hooks: Sequence[Hook] = ()) -> Trainer:
     """Train ``params`` (from :func:`budget_params`) with the library's loop alone: no run
     folder, no checkpoints; ``hooks`` run after each epoch."""
-    trainer = Trainer(params, load_split(prepared, "train")[0], losses.get(params.loss),
-                      hooks=hooks)
+    trainer = Trainer(params, load_split(prepared, "train")[0], hooks=hooks)
     trainer.run()
     return trainer

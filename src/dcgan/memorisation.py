@@ -107,9 +107,10 @@ class CopyCheck:
 
 
 def closest_pairs(images: torch.Tensor, train: torch.Tensor,
-                  nearest_to_train: tuple[torch.Tensor, torch.Tensor], k: int = 12) -> torch.Tensor:
-    """The ``k`` samples closest to a training image, each above its nearest training image:
-    a (2k, C, H, W) batch for a grid of ``k`` columns (generated row, then training row)."""
+                  nearest_to_train: tuple[torch.Tensor, torch.Tensor],
+                  k: int = 8) -> tuple[torch.Tensor, torch.Tensor, list[float]]:
+    """The ``k`` samples closest to a training image, closest first: (samples, their nearest
+    training images, the distances), for :func:`dcgan.figures.nearest_pairs`."""
     dist, index = nearest_to_train
     top = dist.argsort()[:k]
-    return torch.cat([images[top], train[index[top]]])
+    return images[top], train[index[top]], dist[top].tolist()

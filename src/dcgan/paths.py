@@ -5,6 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# In a run folder and the train stage's outputs: which MLflow run the training logs to (the
+# tracker writes it, the evaluate and report stages read it, the run folder names it).
+MLFLOW_RECORD = "mlflow_run.json"
+
 
 def repo_root() -> Path:
     """The repository root that relative paths in params resolve against.

@@ -15,20 +15,17 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
-import matplotlib
+import torch
+from PIL import Image, ImageDraw
+from torchvision.utils import make_grid
 
-matplotlib.use("Agg")  # files only: no display on servers and CI
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-from PIL import Image, ImageDraw  # noqa: E402
-from torchvision.utils import make_grid  # noqa: E402
-
-from dcgan import atomic, checkpoint  # noqa: E402
-from dcgan.config import Params  # noqa: E402
-from dcgan.data.prepared import load_meta, load_split  # noqa: E402
-from dcgan.errors import UserError, one_line, quoted  # noqa: E402
-from dcgan.models import Generator  # noqa: E402
-from dcgan.scoring import samples_of, take  # noqa: E402
+from dcgan import atomic, checkpoint
+from dcgan.config import Params
+from dcgan.data.prepared import load_meta, load_split
+from dcgan.errors import UserError, one_line, quoted
+from dcgan.figures import plt, save_figure  # figures selects the Agg backend
+from dcgan.models import Generator
+from dcgan.scoring import samples_of, take
 
 # The summary's rows, in order, with what each one is
 ROW_LABELS = {"noise": "noise", "generator": "generator (what the run samples from)",
@@ -40,14 +37,6 @@ def _read_csv(path: Path) -> dict[str, list[float]]:
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     return {k: [float(r[k]) for r in rows] for k in (rows[0] if rows else {})}
-
-
-def save_figure(fig: plt.Figure, path: Path) -> None:
-    """Write a matplotlib figure as PNG atomically, and close it."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    atomic.write_bytes(path, buf.getvalue())
 
 
 def curves(plots: Path, out: Path, title: str) -> None:
@@ -123,7 +112,7 @@ def _row_line(label: str, row: dict[str, Any]) -> str:
     is_cell = f"{iscore['mean']:.3g} ± {iscore['std']:.2g}" if iscore else "–"
     return (f"| {label} | {is_cell} | {c['frechet_distance']:.4g} | {c['kid']['mean']:.3g} | "
             f"{c['precision']:.3f} | {c['recall']:.3f} | {c.get('classes_covered', '–')} | "
-            + (f"{copies['share']:.1%}" if copies else "–") + " |")
+            + (f"{copies['share']:.2%}" if copies else "–") + " |")
 
 
 def summary(title: str, train: dict[str, Any], scores: dict[str, Any],

@@ -27,14 +27,17 @@ def interval(values: list[float]) -> tuple[float, float | None]:
     return mean, float(half)
 
 
-def cell(values: list[float]) -> str:
-    """``0.312 ± 0.041`` (mean ± t half-width), one value alone, ``–`` without any."""
+def cell(values: list[float], percent: bool = False) -> str:
+    """``0.312 ± 0.041`` (mean ± t half-width), one value alone, ``–`` without any; a share
+    (``percent``) as ``0.96% ± 0.31%``."""
     if not values:
         return "–"
+    if percent:
+        values = [100 * v for v in values]
     if len(set(values)) == 1:  # one run, or the same floor repeated in every run
-        return f"{values[0]:.4g}"
+        return f"{values[0]:.2f}%" if percent else f"{values[0]:.4g}"
     mean, half = interval(values)
-    return f"{mean:.4g} ± {half:.2g}"
+    return f"{mean:.2f}% ± {half:.2f}%" if percent else f"{mean:.4g} ± {half:.2g}"
 
 
 def verdict(name_a: str, a: list[float], name_b: str, b: list[float], metric: str,

@@ -21,6 +21,7 @@ from dcgan import atomic
 from dcgan.config import Params, flatten
 from dcgan.paths import repo_root, resolve
 from dcgan.tracking import store
+from dcgan.tracking.dataset import dataset_input
 
 EXPERIMENT = "dcgan"
 # MLflow 3's UI opens an experiment without this tag in its GenAI view (traces, agent versions);
@@ -30,7 +31,6 @@ EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 # The run's budget and cost, once at the end (the losses are per epoch already)
 FINAL = ("iterations", "epochs", "batch_size", "d_steps", "r1", "wall_time_s",
          "images_per_second", "best_epoch")
-RECORD = "mlflow_run.json"  # in a run folder and the train stage's outputs: which MLflow run
 DVC_TAGS = {"DVC_EXP_NAME": "dvc.exp_name", "DVC_EXP_BASELINE_REV": "dvc.baseline_rev",
             "DVC_STAGE": "dvc.stage"}
 
@@ -59,7 +59,7 @@ class MlflowLogger:
 
     def __init__(self, params: Params, meta: dict[str, Any]):
         self.params, self.meta = params, meta
-        self.record: Path | None = None  # the run folder's RECORD, given by start()
+        self.record: Path | None = None  # the run folder's mlflow_run.json, given by start()
         self.description = ""
         self.uri = tracking_uri()
         self.error: Exception | None = None
@@ -85,8 +85,8 @@ class MlflowLogger:
         """Open this training's run: the one it resumes, or a new one holding ``history``.
 
         Args:
-            record: The run folder's :data:`RECORD`: which MLflow run it logs to (read, then
-                written).
+            record: The run folder's ``mlflow_run.json`` (``dcgan.paths.MLFLOW_RECORD``): which
+                MLflow run it logs to (read, then written).
             epoch: The epoch training resumes after (0: from scratch).
             history: Per-epoch metrics of epochs 1..``epoch`` (``{"epoch": e, name: value}``).
             grids: Epoch -> fixed-noise grid of epochs 1..``epoch``.
@@ -120,6 +120,8 @@ class MlflowLogger:
             tags["mlflow.note.content"] = self.description  # the run page's Description
         if not same:
             mlflow.log_params(flatten(p))
+            if (dataset := dataset_input(self.meta)) is not None:  # the run list's Dataset
+                mlflow.log_input(dataset, context="training")
             if old is not None and epoch:
                 tags["dcgan.extends"] = old.info.run_id
         tags.update({tag: os.environ[env] for env, tag in DVC_TAGS.items() if os.environ.get(env)})

@@ -111,7 +111,7 @@ class BestGenerator(Hook):
 
     Args:
         scorer: G -> score, lower is better.
-        metric: The score's name in the epoch metrics (e.g. ``eval_fd``).
+        metric: The score's name in the epoch metrics (e.g. ``periodic_fd_vs_train``).
         rule: One sentence saying how the best was chosen (written to ``best.json``).
         every: Score every this many epochs (and at the last epoch).
         folder: The run folder, where ``best.pt`` is kept.

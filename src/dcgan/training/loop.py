@@ -17,11 +17,10 @@ from typing import Any, Sequence
 import torch
 from tqdm import tqdm
 
-from dcgan import augment, checkpoint, distributed
+from dcgan import augment, checkpoint, distributed, losses
 from dcgan.config import Params
 from dcgan.device import resolve_device
 from dcgan.distributed import World
-from dcgan.losses import Loss
 from dcgan.training import divergence, networks, standing
 from dcgan.training.batches import EpochData, plan_batches
 from dcgan.training.ema import EmaGenerator
@@ -31,22 +30,24 @@ from dcgan.training.steps import GanSteps
 
 
 class Trainer:
-    """Trains one G/D pair on ``images`` (float NCHW in [-1, 1]) with one resolved ``loss``.
+    """Trains one G/D pair on ``images`` (float NCHW in [-1, 1]) with the loss ``params.loss``.
 
     It does no file I/O of its own: :meth:`state_dict` / :meth:`load_state_dict` hold every
     number a resumed run needs, and hooks (:mod:`.hooks`) write grids and checkpoints.
     """
 
-    def __init__(self, params: Params, images: torch.Tensor, loss: Loss,
-                 world: World | None = None, hooks: Sequence[Hook] = ()):
-        t = params.train
-        self.p, self.loss, self.epochs, self.world = params, loss, t.epochs, world or World()
+    def __init__(self, params: Params, images: torch.Tensor, world: World | None = None,
+                 hooks: Sequence[Hook] = ()):
+        train_params = params.train
+        loss = losses.get(params.loss)
+        self.p, self.loss, self.world = params, loss, world or World()
+        self.epochs = train_params.epochs
         self.hooks = list(hooks) if self.world.main else []
         # channels_last: the convolution layout oneDNN and cuDNN run fastest (benchmarks/NOTES.md)
-        layout = torch.channels_last if t.channels_last else torch.contiguous_format
-        self.device = resolve_device(t.device, self.world)
-        self.amp = t.precision == "bf16" and self.device.type == "cuda"
-        self.batch_size, self.iters, self.d_steps = plan_batches(loss, t, len(images),
+        layout = torch.channels_last if train_params.channels_last else torch.contiguous_format
+        self.device = resolve_device(train_params.device, self.world)
+        self.amp = train_params.precision == "bf16" and self.device.type == "cuda"
+        self.batch_size, self.iters, self.d_steps = plan_batches(loss, train_params, len(images),
                                                                  self.world.size)
         self.data = EpochData(images, self.iters * self.d_steps, self.batch_size, self.world,
                               self.device, layout)
@@ -56,19 +57,20 @@ class Trainer:
         # One generator for noise, shuffling and the penalties' draws: its state is the whole
         # randomness of the loop, so a checkpoint that saves it resumes exactly.
         self.rng = torch.Generator(self.device).manual_seed(params.seed)
-        self.fixed_noise = torch.randn(t.grid_images, params.model.nz, generator=self.rng,
-                                       device=self.device)
-        policy = augment.parse(t.augment)
-        self.r1 = loss.r1_for(t.r1)  # reported with the run: `auto` differs per loss
+        self.fixed_noise = torch.randn(train_params.grid_images, params.model.nz,
+                                       generator=self.rng, device=self.device)
+        policy = augment.parse(train_params.augment)
+        self.r1 = loss.r1_for(train_params.r1)  # reported with the run: `auto` differs per loss
         self.steps = GanSteps(self.nets, loss, amp=self.amp, r1=self.r1,
-                              r1_every=t.r1_every,
-                              separate=t.d_batches == "separate", gp_weight=t.gp_weight,
+                              r1_every=train_params.r1_every,
+                              separate=train_params.d_batches == "separate",
+                              gp_weight=train_params.gp_weight,
                               penalty_weights=lambda: self.data.uniform(self.rng),
                               augment=policy and (lambda x: augment.augment(
                                   x, policy, lambda k: self.data.uniform(self.rng, k))))
         # The average of G's weights is what the run samples from (rank 0 samples and saves)
-        self.ema = (EmaGenerator(self.G, t.ema, t.ema_start)
-                    if t.ema is not None and self.world.main else None)
+        self.ema = (EmaGenerator(self.G, train_params.ema, train_params.ema_start)
+                    if train_params.ema is not None and self.world.main else None)
         self.epoch, self.history, self.wall_time = 0, History(), 0.0
         self.guard = divergence.Guard(self.nets)  # the run that left the rails stops
 

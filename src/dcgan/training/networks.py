@@ -52,24 +52,25 @@ def build(params: Params, loss: Loss, shape: list[int], device: torch.device, wo
           layout: torch.memory_format) -> Networks:
     """G and D for images of ``shape`` (C, H, W), initialised from ``params.seed``; D's
     normalisation as ``loss`` needs it when ``model.d_norm`` is auto."""
-    p, m, t = params, params.model, params.train
-    torch.manual_seed(p.seed)  # weight init draws from the global RNG
-    g_kwargs = dict(nz=m.nz, ngf=m.ngf, nc=shape[0], image_size=shape[1],
-                    activation=m.g_activation, extra_layers=m.extra_layers,
-                    upsample=m.g_upsample)
-    d_kwargs = dict(nc=shape[0], ndf=m.ndf, image_size=shape[1],
-                    activation=m.d_activation, norm=loss.norm_for(m.d_norm),
-                    extra_layers=m.extra_layers)
+    model_params, train_params = params.model, params.train
+    torch.manual_seed(params.seed)  # weight init draws from the global RNG
+    g_kwargs = dict(nz=model_params.nz, ngf=model_params.ngf, nc=shape[0], image_size=shape[1],
+                    activation=model_params.g_activation, extra_layers=model_params.extra_layers,
+                    upsample=model_params.g_upsample)
+    d_kwargs = dict(nc=shape[0], ndf=model_params.ndf, image_size=shape[1],
+                    activation=model_params.d_activation, norm=loss.norm_for(model_params.d_norm),
+                    extra_layers=model_params.extra_layers)
     G = Generator(**g_kwargs).to(device, memory_format=layout)
     D = Discriminator(**d_kwargs).to(device, memory_format=layout)
-    if t.sync_bn and world.size > 1:
+    if train_params.sync_bn and world.size > 1:
         G, D = (distributed.sync_batch_norm(n, device) for n in (G, D))
     g_train, d_train = (distributed.wrap(n, world, device) for n in (G, D))
     d_penalty, d_for_g = d_train, D
-    if t.compile is not None:
-        mode = None if t.compile == "default" else t.compile
+    if train_params.compile is not None:
+        mode = None if train_params.compile == "default" else train_params.compile
         g_train, d_train, d_for_g = (torch.compile(n, mode=mode) for n in (g_train, d_train, D))
     fused = device.type == "cuda"  # one kernel per step instead of one per tensor
-    opt_g = torch.optim.Adam(G.parameters(), t.lr_g, (t.beta1, t.beta2), fused=fused)
-    opt_d = torch.optim.Adam(D.parameters(), t.lr_d, (t.beta1, t.beta2), fused=fused)
+    betas = (train_params.beta1, train_params.beta2)
+    opt_g = torch.optim.Adam(G.parameters(), train_params.lr_g, betas, fused=fused)
+    opt_d = torch.optim.Adam(D.parameters(), train_params.lr_d, betas, fused=fused)
     return Networks(G, D, opt_g, opt_d, g_train, d_train, d_for_g, d_penalty, g_kwargs, d_kwargs)

@@ -6,6 +6,9 @@ and its hooks, decides whether to resume and says why not, opens and closes the 
 tracker (MLflow, when given), and writes the outputs: ``generator.pt`` (what the run samples
 from: the EMA of G's weights when ``train.ema`` is on), ``generator_no_ema.pt`` (G's own
 weights, when the EMA is on), ``discriminator.pt``, the hooks' files and the loss CSVs.
+:meth:`Session.train_and_finish` is the whole train stage on rank 0: the budget lines,
+training, the outputs and the headline metrics, the tracker's final logs and its close, one
+closing line. The stage only builds the session.
 """
 
 from __future__ import annotations
@@ -13,10 +16,11 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from dcgan import atomic, checkpoint, distributed, losses
+from dcgan import atomic, checkpoint, distributed, results
 from dcgan.config import Params
 from dcgan.data.prepared import load_meta, load_split
 from dcgan.device import resolve_device
@@ -29,6 +33,8 @@ from dcgan.training.hooks import Hook, LogEpochs, standard
 from dcgan.training.identity import run_id
 from dcgan.training.loop import Trainer
 from dcgan.training.workdir import RunFolder
+
+RECIPE_G_STEPS = 1000  # docs/training.md: what the default recipe needs for legible samples
 
 
 class TrainingDiverged(UserError):
@@ -45,7 +51,9 @@ class Session:
         world: This process's place among the training processes (default: alone).
         hooks: Hooks after the grid, before the checkpoint (e.g. a best-generator score), or
             a callable that makes them from the run folder (which only the session resolves).
-        tracker: An MLflow logger (``dcgan.tracking.MlflowLogger``) or None.
+        tracker: An MLflow logger (``dcgan.tracking.MlflowLogger``: ``start``, ``log_epoch``,
+            ``finish``, ``end``, ``problem``) or None; the caller makes it, so this package
+            never imports the tracking layer.
     """
 
     def __init__(self, params: Params, prepared: str | Path, root: str | Path,
@@ -53,7 +61,6 @@ class Session:
                  hooks: Sequence[Hook] | Callable[[RunFolder], Sequence[Hook]] = (),
                  tracker: Any = None):
         self.params, self.world, self.tracker = params, world or World(), tracker
-        self.loss = losses.get(params.loss)  # resolved once; the trainer passes it down
         self.meta = load_meta(prepared)
         self.run_id = run_id(params, self.meta)
         distributed.init(self.world, resolve_device(params.train.device, self.world))
@@ -61,7 +68,7 @@ class Session:
         extra = hooks(self.folder) if callable(hooks) else list(hooks)
         logger = [LogEpochs(tracker)] if tracker is not None else []
         images, _ = load_split(prepared, "train")
-        self.trainer = Trainer(params, images, self.loss, self.world,
+        self.trainer = Trainer(params, images, self.world,
                                [*standard(self.folder, *extra), *logger])
         self.resumed = self._resume(saved)
 
@@ -118,34 +125,29 @@ class Session:
 
     def run(self) -> None:
         """Train up to ``train.epochs``; a run that leaves the rails stops with one line."""
-        t = self.trainer
+        trainer = self.trainer
         if self.tracker is not None:
-            done = range(1, t.epoch + 1)  # what a resumed run's MLflow run may lack
-            self.tracker.start(self.folder.mlflow_record, t.epoch, t.history.epochs,
-                               {e: self.folder.grid(e) for e in done if self.folder.grid(e).is_file()},
-                               self.describe())
+            done = range(1, trainer.epoch + 1)  # what a resumed run's MLflow run may lack
+            grids = {epoch: self.folder.grid(epoch) for epoch in done
+                     if self.folder.grid(epoch).is_file()}
+            self.tracker.start(self.folder.mlflow_record, trainer.epoch, trainer.history.epochs,
+                               grids, self.describe())
         try:
-            t.run()
+            trainer.run()
         except Diverged as err:
-            p = self.params.train
-            raise TrainingDiverged(f"{err}; {self.kept()}; lower train.lr_g and train.lr_d (now "
-                                   f"{p.lr_g:g}, {p.lr_d:g}) or try another loss") from None
+            train_params = self.params.train
+            raise TrainingDiverged(f"{err}; {workdir.kept(self.folder.path)}; lower train.lr_g "
+                                   f"and train.lr_d (now {train_params.lr_g:g}, "
+                                   f"{train_params.lr_d:g}) or try another loss") from None
 
     def describe(self) -> str:
         """What this run is, in one sentence (the MLflow run's description)."""
-        t, p = self.trainer, self.params
-        return (f"{p.loss} on {self.meta['dataset']}: {p.train.epochs} epochs = "
-                f"{t.iters * p.train.epochs:,} G steps at batch {t.batch_size} ({t.d_steps} D "
-                f"step(s) each); grids, scores and the logged model are "
-                + ("the EMA of G's weights" if t.ema is not None else "G's own weights"))
-
-    def kept(self) -> str:
-        """Where the run can resume from, in words (for error lines)."""
-        found = workdir.newest(self.folder.path)
-        if found is None:
-            return "no epoch had finished, so there is no checkpoint yet"
-        path, epoch = found
-        return f"the last good checkpoint, {path} (epoch {epoch}), is kept"
+        trainer, params = self.trainer, self.params
+        steps = trainer.iters * params.train.epochs
+        return (f"{params.loss} on {self.meta['dataset']}: {params.train.epochs} epochs = "
+                f"{steps:,} G steps at batch {trainer.batch_size} ({trainer.d_steps} D step(s) "
+                "each); grids, scores and the logged model are "
+                + ("the EMA of G's weights" if trainer.ema is not None else "G's own weights"))
 
     @contextlib.contextmanager
     def tracked(self) -> Iterator[None]:
@@ -159,35 +161,88 @@ class Session:
         if self.tracker is not None:
             self.tracker.end()
 
+    def say_budget(self) -> None:
+        """One line each on a batch smaller than asked and a budget below the recipe's need."""
+        trainer, train_params = self.trainer, self.params.train
+        if trainer.batch_size < train_params.batch_size:
+            d_steps = trainer.d_steps
+            print(f"train: {len(trainer.data)} training images, fewer than train.batch_size "
+                  f"{train_params.batch_size}" + (f" x {d_steps} D steps" if d_steps > 1 else "")
+                  + ": each epoch is " + ("one batch" if d_steps == 1 else f"{d_steps} batches")
+                  + f" of {trainer.batch_size}")
+        steps = trainer.iters * train_params.epochs
+        if steps < RECIPE_G_STEPS:
+            need = -(-RECIPE_G_STEPS // trainer.iters)
+            print(f"train: warning: {train_params.epochs} epoch(s) are {steps} G steps, below the "
+                  f"~{RECIPE_G_STEPS} the recipe needs for recognisable samples "
+                  f"(docs/training.md); expect blurs or one repeated shape, or set "
+                  f"train.epochs to {need} or more")
+
+    def train_and_finish(self, out: str | Path, metrics_file: str | Path) -> dict[str, Any]:
+        """The train stage's work: train, then write the outputs into ``out`` and the headline
+        to ``metrics_file`` (details beside the outputs), log the end to the tracker and close
+        its run (FAILED on any error), and say what ran. Other ranks only train."""
+        if not self.world.main:
+            self.run()
+            return {}
+        for leftover in (out, metrics_file):  # of a run killed while writing them
+            atomic.remove_leftovers(leftover)
+        self.say_budget()
+        with self.tracked():
+            self.run()
+            metrics = self.write_outputs(out)
+            results.write("train", metrics, metrics_file, Path(out) / "details.json")
+            if self.tracker is not None:
+                self.tracker.finish(Path(out), metrics, self.trainer.sampler().cpu(),
+                                    self.params.model.nz)
+        if self.tracker is not None and (problem := self.tracker.problem()):
+            print(f"warning: {problem}", file=sys.stderr)
+        print(f"train: {self.params.loss}, {metrics['epochs']} epochs ({metrics['iterations']} "
+              f"G steps), {self.world.size} process(es), {metrics['images_per_second']:.0f} "
+              f"images/s on {metrics['device']} -> {out}")
+        return metrics
+
     def write_outputs(self, out: str | Path) -> dict[str, Any]:
         """Write the generators, D, the hooks' files, the loss CSVs and the tracker's record
         into ``out`` as one atomic folder; return :meth:`metrics`."""
-        t = self.trainer
+        trainer = self.trainer
         with atomic.output_dir(out) as tmp:
             # Saved ready to sample in eval mode (train.sample_bn), like every generator file
-            checkpoint.save_model(tmp / "generator.pt", t.sampler(), t.g_kwargs)
-            if t.ema is not None:
-                checkpoint.save_model(tmp / "generator_no_ema.pt", t.sampler(t.G), t.g_kwargs)
-            checkpoint.save_model(tmp / "discriminator.pt", t.D, t.nets.d_kwargs)
-            for hook in t.hooks:
-                hook.write_outputs(t, tmp)
-            t.history.write_csvs(tmp / "plots")
+            checkpoint.save_model(tmp / "generator.pt", trainer.sampler(), trainer.g_kwargs)
+            if trainer.ema is not None:
+                checkpoint.save_model(tmp / "generator_no_ema.pt", trainer.sampler(trainer.G),
+                                      trainer.g_kwargs)
+            checkpoint.save_model(tmp / "discriminator.pt", trainer.D, trainer.nets.d_kwargs)
+            for hook in trainer.hooks:
+                hook.write_outputs(trainer, tmp)
+            trainer.history.write_csvs(tmp / "plots")
             if self.folder.mlflow_record.is_file():  # lets `evaluate` log into this run
                 shutil.copyfile(self.folder.mlflow_record, tmp / self.folder.mlflow_record.name)
         return self.metrics()
 
     def metrics(self) -> dict[str, Any]:
         """Final-epoch means, the budget, wall time, throughput and the hooks' numbers."""
-        t = self.trainer
-        last = t.history.epochs[-1]
-        result = {**{k: last[k] for k in COLUMNS}, "epochs": t.epoch,
-                  "iterations": len(t.history.rows), "batch_size": t.batch_size,
-                  "d_steps": t.d_steps, "r1": t.r1, "run": self.run_id,
+        trainer = self.trainer
+        last = trainer.history.epochs[-1]
+        result = {**{k: last[k] for k in COLUMNS}, "epochs": trainer.epoch,
+                  "iterations": len(trainer.history.rows), "batch_size": trainer.batch_size,
+                  "d_steps": trainer.d_steps, "r1": trainer.r1, "run": self.run_id,
                   "exp": os.environ.get("DVC_EXP_NAME") or "workspace",
-                  "wall_time_s": round(t.wall_time, 3),
-                  "images_per_second": round(t.history.images_per_second(), 1),
-                  "device": str(t.device), "dtype": "bf16" if t.amp else "fp32",
-                  "processes": self.world.size, "ema": t.ema is not None}
-        for hook in t.hooks:
+                  "wall_time_s": round(trainer.wall_time, 3),
+                  "images_per_second": round(trainer.history.images_per_second(), 1),
+                  "device": str(trainer.device), "dtype": "bf16" if trainer.amp else "fp32",
+                  "processes": self.world.size, "ema": trainer.ema is not None}
+        for hook in trainer.hooks:
             result.update(hook.metrics())
         return result
+
+
+def resume_hint(params: Params, prepared: str | Path, root: str | Path) -> str:
+    """Where a failed run left its checkpoint, in :func:`workdir.kept`'s words, and what to do:
+    a sentence of its own in the launcher's error line (which has no session)."""
+    base = Path(root) / run_id(params, load_meta(prepared))
+    found = workdir.newest(base)
+    folder = RunFolder.place(base, found and found[1], params.train.epochs)
+    kept = workdir.kept(folder.path)
+    then = "start again" if workdir.newest(folder.path) is None else "resume from it"
+    return f"{kept[0].upper()}{kept[1:]}: rerun `dvc repro train` to {then}"

@@ -18,7 +18,7 @@ from typing import Any
 
 from dcgan import checkpoint
 from dcgan.errors import one_line
-from dcgan.tracking.runs import RECORD
+from dcgan.paths import MLFLOW_RECORD
 
 LAST, PREV = "last.pt", "prev.pt"
 # What reading a damaged checkpoint raises: a truncated zip (RuntimeError, BadZipFile),
@@ -36,7 +36,7 @@ class RunFolder:
         path: The folder.
         last, prev: The newest checkpoint and the one before it.
         best: The best generator so far (``BestGenerator``).
-        mlflow_record: Which MLflow run this training logs to (``dcgan.tracking``).
+        mlflow_record: Which MLflow run this training logs to (written by the tracker).
     """
 
     path: Path
@@ -55,7 +55,7 @@ class RunFolder:
 
     @property
     def mlflow_record(self) -> Path:
-        return self.path / RECORD
+        return self.path / MLFLOW_RECORD
 
     @property
     def beside_longer(self) -> bool:
@@ -139,6 +139,15 @@ def newest(folder: Path) -> tuple[Path, int] | None:
         with contextlib.suppress(*_UNREADABLE):
             return path, _read(path)["epoch"]
     return None
+
+
+def kept(folder: Path) -> str:
+    """Where a run in ``folder`` can go on from, in words (for error and warning lines)."""
+    found = newest(folder)
+    if found is None:
+        return "no epoch had finished, so there is no checkpoint yet"
+    path, epoch = found
+    return f"the last good checkpoint, {path} (epoch {epoch}), is kept"
 
 
 def remove_leftovers(folder: Path) -> None:

@@ -19,19 +19,23 @@ from typing import Any
 
 from PIL import Image
 
-from dcgan import atomic, spread
+from dcgan import atomic, spread, tables
 from dcgan.config import PAPER, load_params
 from dcgan.errors import UserError
+from dcgan.figures import loss_panels
 from dcgan.losses import LOSSES
 from dcgan.paths import resolve
-from dcgan.report import plt, save_figure, side_by_side  # report selects the Agg backend
-from dcgan.tracking.attach import score_metric
+from dcgan.report import side_by_side
+from dcgan.tracking.attach import read_scores, score_metric
 
 # (column, score) in the table (dcgan.results.ALL_SCORES), lower-is-better marked in the header.
 COLUMNS = [("IS (clf) ↑", "IS"), ("FD (clf) ↓", "FD"), ("KID (clf) ↓", "KID"),
            ("precision ↑", "precision"), ("recall ↑", "recall"), ("classes ↑", "classes"),
            ("near-copies ↓", "copies"), ("IS (Inception) ↑", "IS Inception"), ("FID ↓", "FID"),
            ("KID (Inception) ↓", "KID Inception")]
+# Left out of the terminal's table first when it would pass 120 columns (compare.md has all)
+TERMINAL_DROP = ["KID (Inception) ↓", "IS (Inception) ↑", "classes ↑", "KID (clf) ↓",
+                 "batch", "recall ↑", "precision ↑"]
 HEADLINE = score_metric("FD")  # a run with it was evaluated
 
 
@@ -113,28 +117,37 @@ def find_runs(client: Any, experiment: str, dataset: str, defaults: dict[str, An
                                                   budget(r, defaults), int(r.data.params["seed"])))
 
 
-def _cell(values: list[float]) -> str:
-    return spread.cell(values)  # mean ± its 95% t half-width over seeds
+def _cell(values: list[float], percent: bool = False) -> str:
+    return spread.cell(values, percent)  # mean ± its 95% t half-width over seeds
 
 
-def table(runs: list[Any], defaults: dict[str, Any]) -> str:
-    """Markdown: one row per loss and budget (mean ± 95% t-interval over its seeds), then
-    the floor."""
+def table(runs: list[Any], defaults: dict[str, Any],
+          scores: dict[str, dict[str, dict[str, float]]]) -> tuple[list[str], list[list[str]]]:
+    """(header, rows): one row per loss and budget (mean ± 95% t-interval over its seeds),
+    then the floor.
+
+    ``scores``: each run's evaluated rows by run id (:func:`read_scores`).
+    """
     groups: dict[tuple, list[Any]] = {}
     for run in runs:
         groups.setdefault((run.data.tags["loss"], *budget(run, defaults)), []).append(run)
-    cols = [c for c, key in COLUMNS if any(score_metric(key) in r.data.metrics for r in runs)]
-    keys = [key for c, key in COLUMNS if c in cols]
-    lines = ["| loss | seeds | epochs | G steps | batch | recipe | " + " | ".join(cols) + " |",
-             "|---|---|---|---|---|---|" + "---|" * len(cols)]
+
+    def values(group: list[Any], row: str, key: str) -> list[float]:
+        return [scores[r.info.run_id][row][key] for r in group
+                if key in scores.get(r.info.run_id, {}).get(row, {})]
+
+    # a column where any run has the score (0.0 is a score: no near-copies, no precision)
+    shown = [(col, key) for col, key in COLUMNS
+             if values(runs, "generator", key) or values(runs, "floor", key)]
+    header = ["loss", "seeds", "epochs", "G steps", "batch", "recipe", *(c for c, _ in shown)]
     rows = [(group_key, group, "generator") for group_key, group in groups.items()]
-    rows.append((("**real-data floor**", "", "", "", ""), runs, "floor"))
+    rows.append((("real-data floor", "", "", "", ""), runs, "floor"))
+    out = []
     for (name, *spent), group, row in rows:
         seeds = ",".join(sorted({r.data.params["seed"] for r in group}, key=int))
-        cells = [_cell([r.data.metrics[score_metric(k, row)] for r in group
-                        if score_metric(k, row) in r.data.metrics]) for k in keys]
-        lines.append(f"| {name} | {seeds} | " + " | ".join(spent) + " | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+        out.append([name, seeds, *spent, *(_cell(values(group, row, key), key == "copies")
+                                           for _, key in shown)])
+    return header, out
 
 
 def preamble(runs: list[Any], defaults: dict[str, Any]) -> str:
@@ -151,7 +164,7 @@ def preamble(runs: list[Any], defaults: dict[str, Any]) -> str:
     return text
 
 
-def verdicts(runs: list[Any], defaults: dict[str, Any]) -> str:
+def verdicts(runs: list[Any], defaults: dict[str, Any]) -> list[str]:
     """One line per pair of losses at the same G steps and batch: FD over seeds told apart
     or not (:data:`dcgan.spread.TEST`)."""
     groups: dict[tuple, list[float]] = {}
@@ -165,10 +178,10 @@ def verdicts(runs: list[Any], defaults: dict[str, Any]) -> str:
             if a[:2] == b[:2] and a[2] != b[2]:
                 lines.append(f"- at {a[0]} G steps, " + spread.verdict(
                     f"{a[2]} ({a[3]})", fd_a, f"{b[2]} ({b[3]})", fd_b, "FD"))
-    if not lines:
-        return ""
-    return (f"**Verdicts** (FD in the classifier's space; {spread.TEST}):\n\n"
-            + "\n".join(lines) + "\n")
+    return lines
+
+
+VERDICTS = f"Verdicts (FD in the classifier's space; {spread.TEST}):"
 
 
 def _artifact(client: Any, run: Any, path: str, dest: Path) -> Path | None:
@@ -178,10 +191,11 @@ def _artifact(client: Any, run: Any, path: str, dest: Path) -> Path | None:
         return None
 
 
-def figures(client: Any, runs: list[Any], out: Path, scratch: Path) -> None:
-    """``grids.png``: final grids side by side; ``losses.png``: epoch-mean losses overlaid."""
-    grids, fig = [], plt.figure(figsize=(8, 4))
-    ax = fig.add_subplot()
+def figures(client: Any, runs: list[Any], out: Path, scratch: Path) -> str:
+    """``grids.png``: final grids side by side; ``losses.png``: epoch-mean losses, one panel
+    per loss (:func:`dcgan.figures.loss_panels`). Returns the Markdown that shows those it
+    could draw (none for runs logged without grids or loss CSVs)."""
+    grids, curves = [], {}
     for i, run in enumerate(runs):
         label = (f"{run.data.tags['loss']} s{run.data.params['seed']} "
                  f"e{run.data.params.get('train.epochs', '?')}")
@@ -191,18 +205,17 @@ def figures(client: Any, runs: list[Any], out: Path, scratch: Path) -> None:
         losses = _artifact(client, run, "plots/loss_epochs.csv", scratch / str(i))
         if losses:
             rows = list(csv.DictReader(losses.open()))
-            epochs = [int(r["epoch"]) for r in rows]
-            # markers: a run of one epoch is one point, which a bare line does not draw
-            line, = ax.plot(epochs, [float(r["g_loss"]) for r in rows], "o-", ms=4,
-                            label=f"G {label}")
-            ax.plot(epochs, [float(r["d_loss"]) for r in rows], "s--", ms=4,
-                    color=line.get_color())
-    ax.set(xlabel="epoch", ylabel="loss (solid, circles: G; dashed, squares: D)",
-           title="epoch-mean losses")
-    ax.legend(fontsize=7)
-    save_figure(fig, out / "losses.png")
+            curves.setdefault(run.data.tags["loss"], []).append(
+                (label.split(" ", 1)[1], [int(r["epoch"]) for r in rows],
+                 [float(r["g_loss"]) for r in rows], [float(r["d_loss"]) for r in rows]))
+    shown = ""
     if grids:
         side_by_side(grids, out / "grids.png")
+        shown += "![final grids](grids.png)\n\n"
+    if curves:
+        loss_panels(curves, out / "losses.png")
+        shown += "![losses, one panel per loss](losses.png)\n"
+    return shown
 
 
 def _client(args: argparse.Namespace) -> tuple[Any, Any]:
@@ -222,7 +235,8 @@ def defaults_of(params_file: str) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> None:
-    """``dcgan compare``: the table, the grids and the curves into ``args.out``; to MLflow too."""
+    """``dcgan compare``: the table (aligned text on the terminal, Markdown in compare.md),
+    the grids and the curves into ``args.out``; to MLflow too."""
     from dcgan.tracking.runs import tracking_uri
 
     dataset = args.dataset or load_params(args.params).dataset
@@ -236,24 +250,33 @@ def run(args: argparse.Namespace) -> None:
         raise UserError(f"no finished, evaluated runs of dataset {dataset!r} in experiment "
                         f"{args.experiment!r} at {tracking_uri()}; "
                         + (f"there are: {have}" if have else "run `dvc repro` or `dvc exp run` first"))
-    text = table(runs, defaults)
-    if said := verdicts(runs, defaults):
-        text += "\n" + said
     with atomic.output_dir(out) as tmp, tempfile.TemporaryDirectory() as scratch:
+        scores = {r.info.run_id: read_scores(client, r, Path(scratch) / r.info.run_id)
+                  for r in runs}
+        header, rows = table(runs, defaults, scores)
+        said = verdicts(runs, defaults)
+        pictures = figures(client, runs, tmp, Path(scratch))
+        told = f"**{VERDICTS}**\n\n" + "\n".join(said) + "\n\n" if said else ""
         atomic.write_text(tmp / "compare.md", f"# {dataset}: loss variants compared\n\n"
-                          f"{preamble(runs, defaults)}\n\n{text}\n![final grids](grids.png)\n\n"
-                          "![losses](losses.png)\n")
-        figures(client, runs, tmp, Path(scratch))
+                          f"{preamble(runs, defaults)}\n\n{tables.markdown(header, rows)}\n"
+                          + told + pictures)
     exp_id = client.get_experiment_by_name(args.experiment).experiment_id
     with mlflow.start_run(experiment_id=exp_id, run_name=f"compare {dataset}",
                           tags={"dataset": dataset, "kind": "compare"}):
         mlflow.log_artifacts(str(out), "compare")
+    text, left_out = tables.text(header, rows, shrink=["recipe"], drop=TERMINAL_DROP)
     print(text, end="")
-    print(f"compare: {len(runs)} runs of {dataset} -> {out / 'compare.md'}")
+    if said:
+        print("\n".join(tables.wrap(line) for line in [VERDICTS, *said]))
+    print(tables.wrap(f"compare: {len(runs)} runs of {dataset}; mean ± 95% t-interval over seeds; "
+                      "near-copies in percent"
+                      + (f"; not shown here: {', '.join(c.rstrip(' ↑↓') for c in left_out)}"
+                         if left_out else "") + f" -> {out / 'compare.md'}"))
 
 
 def list_runs(args: argparse.Namespace) -> None:
-    """``dcgan runs``: every training run, newest first, with its budget and headline scores."""
+    """``dcgan runs``: every training run, newest first, with its id, budget and headline
+    scores, as an aligned table."""
     import datetime as dt
 
     from dcgan.tracking.runs import tracking_uri
@@ -266,16 +289,21 @@ def list_runs(args: argparse.Namespace) -> None:
         raise UserError(f"no training runs{f' of dataset {args.dataset!r}' if args.dataset else ''} "
                         f"in experiment {args.experiment!r} at {tracking_uri()}; "
                         "run `dvc repro` or `dvc exp run` first")
-    lines = ["| run | status | data set | loss | seed | epochs | G steps | batch | recipe | IS | FD "
-             "| started |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in runs[: args.limit]:
-        m = r.data.metrics
-        scores = [f"{m[k]:.4g}" if k in m else "–" for k in (score_metric("IS"), HEADLINE)]
-        started = dt.datetime.fromtimestamp(r.info.start_time / 1000).strftime("%Y-%m-%d %H:%M")
-        lines.append(f"| {r.info.run_name} | {r.info.status.lower()} | "
-                     f"{short_name(r.data.tags.get('dataset', '?'))} | {r.data.tags.get('loss', '?')} | "
-                     f"{r.data.params.get('seed', '?')} | " + " | ".join(budget(r, defaults))
-                     + f" | {' | '.join(scores)} | {started} |")
-    print("\n".join(lines))
-    print(f"runs: {min(len(runs), args.limit)} of {len(runs)} at {tracking_uri()} (IS, FD: what each "
-          "run samples from, in the domain classifier's space; run id: `mlflow ui`)")
+    header = ["run id", "name", "status", "data set", "loss", "seed", "epochs", "G steps",
+              "batch", "recipe", "IS", "FD", "started"]
+    rows = []
+    for run in runs[: args.limit]:
+        metrics = run.data.metrics
+        scores = [f"{metrics[k]:.4g}" if k in metrics else "–"
+                  for k in (score_metric("IS"), HEADLINE)]
+        started = dt.datetime.fromtimestamp(run.info.start_time / 1000).strftime("%m-%d %H:%M")
+        rows.append([run.info.run_id, run.info.run_name, run.info.status.lower(),
+                     short_name(run.data.tags.get("dataset", "?")), run.data.tags.get("loss", "?"),
+                     run.data.params.get("seed", "?"), *budget(run, defaults), *scores, started])
+    text, left_out = tables.text(header, rows, shrink=["name", "data set", "recipe"],
+                                 drop=["started", "batch", "recipe", "G steps", "name"])
+    print(text, end="")
+    print(tables.wrap(f"runs: {min(len(runs), args.limit)} of {len(runs)} at {tracking_uri()}; "
+                      "IS, FD: what each run samples from, in the domain classifier's space; "
+                      "load one with `dcgan sample runs:/<run id>/generator`"
+                      + (f"; not shown here: {', '.join(left_out)}" if left_out else "")))
