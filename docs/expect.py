@@ -181,6 +181,22 @@ def _recipes(command: str, output: str, repo: Path) -> str | None:
     return None if "default" in output and list(out.glob("*")) else f"no 'default' row or {out}"
 
 
+def _tuned(command: str, output: str, repo: Path) -> str | None:
+    """Every loss asked for finished its trials, with a best trial and a tuned file entry."""
+    asked = re.search(r"--losses\s+(\S+)", command)
+    trials = re.search(r"--trials\s+(\d+)", command)
+    dataset = re.search(r"--dataset\s+(\S+)", command).group(1)
+    tuned_file = repo / f"configs/tuned/{Path(dataset.partition(':')[2] or dataset).name}.yaml"
+    tuned = yaml.safe_load(tuned_file.read_text()) if tuned_file.is_file() else {}
+    for loss in asked.group(1).split(",") if asked else ("bce", "mse", "hinge", "wgan-gp"):
+        n = trials.group(1) if trials else "16"
+        if not re.search(rf"tune {re.escape(loss)}: {n} of {n} trials .*; best trial", output):
+            return f"no 'tune {loss}: {n} of {n} trials ...; best trial' line"
+        if loss not in tuned.get("losses", {}):
+            return f"{tuned_file} has no entry for {loss}"
+    return None
+
+
 EXPECTS = [
     Expect(r"^dvc exp run (?!.*--queue)", "runs an experiment with those params; it is scored",
            _experiment_ran),
@@ -200,6 +216,10 @@ EXPECTS = [
     Expect(r"^cat data/train/mlflow_run.json", "which MLflow run the training logged to", _record),
     Expect(r"^pytest", "the tests pass", _contains(" passed")),
     Expect(r"^python benchmarks/recipes.py --tiny", "a recipe round's table", _recipes),
+    Expect(r"^dcgan tune (?!.*--help)", "each loss's trials, its best trial and the tuned file",
+           _tuned),
+    Expect(r"^cat configs/tuned/", "the tuned params, with their trial budget",
+           _contains("trials", "params", "budget")),
     Expect(r"^from dcgan.config import load_params\n(.|\n)*Session", "a run trained in code",
            _contains(" G steps")),
 ]
