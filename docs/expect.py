@@ -19,6 +19,8 @@ from typing import Callable
 
 import yaml
 
+from dcgan.writeups import flat
+
 WIDTH = 120  # the terminal the walkthrough gives commands (COLUMNS): what a reader has
 
 
@@ -37,20 +39,10 @@ def _sets(command: str) -> dict[str, str]:
     return dict(m.groups() for m in re.finditer(r"-S\s+([\w.]+)=(\S+)", command))
 
 
-def _flat(tree: dict, prefix: str = "") -> dict[str, object]:
-    out = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
 def _experiment_ran(command: str, output: str, repo: Path) -> str | None:
     if "Ran experiment" not in output:
         return "no 'Ran experiment(s)' line"
-    params = _flat(yaml.safe_load((repo / "params.yaml").read_text()))
+    params = flat(yaml.safe_load((repo / "params.yaml").read_text()))
     for key, value in _sets(command).items():
         if str(params.get(key)) != str(yaml.safe_load(value)):
             return f"params.yaml's {key} is {params.get(key)!r}, not the experiment's {value}"

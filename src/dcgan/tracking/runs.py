@@ -48,7 +48,37 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{repo_root() / 'mlflow.db'}"
 
 
-class MlflowLogger:
+class Guarded:
+    """Logging that never stops the work it records: the first store failure is kept, later
+    calls are skipped and named, and :meth:`problem` says it all in one line."""
+
+    uri: str
+    kept = "the training outputs were still written"  # what the failure did not cost
+
+    def __init__(self) -> None:
+        self.error: Exception | None = None
+        self.not_logged: list[str] = []
+
+    def _guard(self, what: str, fn: Callable[[], Any]) -> None:
+        """Run one logging call; after the first failure, only record what is skipped."""
+        if self.error is None:
+            try:
+                fn()
+                return
+            except Exception as err:  # any store failure: network, database, permissions
+                self.error = err
+        if what not in self.not_logged:
+            self.not_logged.append(what)
+
+    def problem(self) -> str | None:
+        """One line on what was not logged, or None when everything was."""
+        if self.error is None:
+            return None
+        return (f"MLflow at {self.uri} failed ({store.cause(self.error, self.uri)}); not logged: "
+                f"{', '.join(self.not_logged)}; {self.kept}; {store.fix(self.uri, self.error)}")
+
+
+class MlflowLogger(Guarded):
     """One MLflow run per training of one param set; failures are collected, not raised.
 
     A resumed run (same ``train.epochs``) goes on in its MLflow run; a run extended to more
@@ -58,27 +88,15 @@ class MlflowLogger:
     """
 
     def __init__(self, params: Params, meta: dict[str, Any]):
+        super().__init__()
         self.params, self.meta = params, meta
         self.record: Path | None = None  # the run folder's mlflow_run.json, given by start()
         self.description = ""
         self.uri = tracking_uri()
-        self.error: Exception | None = None
-        self.not_logged: list[str] = []
         self.mlflow: Any = None
         self.notes: list[str] = []  # what start() did that a user should know (one line each)
         self.logged_through = 0  # the last epoch (step) the run holds
         self.was_finished = False  # reopened a finished run: nothing new to add at the end
-
-    def _guard(self, what: str, fn: Callable[[], None]) -> None:
-        """Run one logging call; after the first failure, only record what is skipped."""
-        if self.error is None:
-            try:
-                fn()
-                return
-            except Exception as err:  # any store failure: network, sqlite, permissions
-                self.error = err
-        if what not in self.not_logged:
-            self.not_logged.append(what)
 
     def start(self, record: Path, epoch: int = 0, history: Sequence[dict[str, float]] = (),
               grids: dict[int, Path] | None = None, description: str = "") -> None:
@@ -245,13 +263,6 @@ class MlflowLogger:
             with contextlib.suppress(Exception):  # forgets the run, then fails to reach the store
                 self.mlflow.end_run(status=status)
 
-    def problem(self) -> str | None:
-        """One line on what was not logged, or None when everything was."""
-        if self.error is None:
-            return None
-        return (f"MLflow at {self.uri} failed ({store.cause(self.error, self.uri)}); not logged: "
-                f"{', '.join(self.not_logged)}; the training outputs were still written; "
-                f"{store.fix(self.uri, self.error)}")
 
 
 def experiment_id(mlflow: Any, uri: str, name: str) -> str:

@@ -15,36 +15,27 @@ from __future__ import annotations
 import contextlib
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from dcgan.tracking import store
-from dcgan.tracking.runs import experiment_id, import_mlflow, tracking_uri
+from dcgan.tracking.runs import Guarded, experiment_id, import_mlflow, tracking_uri
 
 PARENT = "mlflow_parent_run"  # the study's user attribute holding the parent run's id
 WAIT_S = 60  # how long a worker waits for the study's creator to make the parent run
 
 
-class StudyTracker:
+class StudyTracker(Guarded):
     """Logs one loss's study; the objective calls ``start_trial``/``interval``/``end_trial``."""
+
+    kept = "the study itself is in its storage"
 
     def __init__(self, study: Any, loss: str, meta: dict[str, Any], experiment: str,
                  created: bool = True):
+        super().__init__()
         self.study, self.uri = study, tracking_uri()
-        self.error: Exception | None = None
-        self.not_logged: list[str] = []
         self.client, self.trial_run, self.parent = None, None, None
         self._guard("the study's parent run", lambda: self._open(loss, meta, experiment,
                                                                  created))
-
-    def _guard(self, what: str, fn: Callable[[], Any]) -> None:
-        if self.error is None:
-            try:
-                fn()
-                return
-            except Exception as err:  # any store failure: network, database, permissions
-                self.error = err
-        if what not in self.not_logged:
-            self.not_logged.append(what)
 
     def _open(self, loss: str, meta: dict[str, Any], experiment: str, created: bool) -> None:
         mlflow = import_mlflow()
@@ -119,13 +110,6 @@ class StudyTracker:
     def _logged(self) -> set[str]:
         return set(self.client.get_run(self.parent).data.params)
 
-    def problem(self) -> str | None:
-        """One line on what was not logged, or None when everything was."""
-        if self.error is None:
-            return None
-        return (f"MLflow at {self.uri} failed ({store.cause(self.error, self.uri)}); not logged: "
-                f"{', '.join(self.not_logged)}; the study itself is in its storage; "
-                f"{store.fix(self.uri, self.error)}")
 
 
 def _params(values: dict[str, Any], skip: set[str] = frozenset()) -> list[Any]:
