@@ -29,8 +29,12 @@ def run_stage(main: Callable[[], None]) -> None:
 
     Among several training processes (torchrun sets RANK) only rank 0 prints it: they all
     meet the same error (a diverged loss, say), and the launcher names any other failure.
+    torch's CPU threads are chosen first (:mod:`dcgan.threads`).
     """
+    from dcgan import threads
+
     try:
+        threads.configure()
         main()
     except UserError as err:
         if os.environ.get("RANK", "0") == "0":

@@ -16,6 +16,8 @@ import shutil
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
+import torch
+
 from dcgan import atomic, checkpoint, distributed, losses
 from dcgan.config import Params
 from dcgan.data.prepared import load_meta, load_split
@@ -187,6 +189,8 @@ class Session:
                   "wall_time_s": round(t.wall_time, 3),
                   "images_per_second": round(t.history.images_per_second(), 1),
                   "device": str(t.device), "dtype": "bf16" if t.amp else "fp32",
+                  # CPU sums differ by thread count: bit-identical reruns need the same
+                  "threads": torch.get_num_threads(),
                   "processes": self.world.size, "ema": t.ema is not None}
         for hook in t.hooks:
             result.update(hook.metrics())
