@@ -29,7 +29,9 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-QUICK = ["dataset=mnist-5k", "loss=hinge", "train.batch_size=64", "train.epochs=30"]
+# The README's quick run (tests/test_benchmark.py checks that they agree)
+QUICK = ["dataset=mnist-5k", "loss=hinge", "train.batch_size=64", "train.epochs=30",
+         "model.ngf=32", "model.ndf=16"]
 ORDER = ["validate", "download", "preprocess", "classifier", "train", "evaluate", "report"]
 
 
