@@ -67,3 +67,17 @@ def test_recipe_benchmark_smoke_run(tmp_path):
     assert rows[0]["recipe"].startswith("floor") and all(r["G_steps"] >= 10 for r in rows[1:])
     for row in rows:
         assert 1.0 <= row["IS"] <= 10.0 and row["FD"] >= 0 and sum(row["counts"]) == 2500
+
+
+def test_stage_times_runs_the_readmes_quick_run():
+    """benchmarks/stage_times.py's default is the README's quick run, flag for flag."""
+    import re
+    import shlex
+
+    tree = ast.parse((REPO / "benchmarks/stage_times.py").read_text())
+    quick = next(ast.literal_eval(node.value) for node in tree.body
+                 if isinstance(node, ast.Assign) and node.targets[0].id == "QUICK")
+    readme = (REPO / "README.md").read_text()
+    (command,) = re.findall(r"^dvc exp run -S dataset=mnist-5k .*$", readme, re.M)
+    words = shlex.split(command)
+    assert [words[i + 1] for i, w in enumerate(words) if w == "-S"] == quick

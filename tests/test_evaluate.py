@@ -117,3 +117,35 @@ def test_class_sorted_reference_does_not_fool_the_split_score(trained):
     reference, candidate, _ = real_sets(train[order], test[test_order], 400, seed=0)
     floor = classifier_scores(model, candidate, reference, DEVICE, SETTINGS)
     assert floor["inception_score"]["mean"] > 0.9 * CLASSES
+
+
+def test_a_reference_scored_once_gives_the_same_scores(trained):
+    from dcgan.classifier import outputs
+
+    model, train, test = trained
+    reference = outputs(model, test[0][:200], DEVICE)
+    assert classifier_scores(model, train[0][:200], reference, DEVICE, SETTINGS) == \
+        classifier_scores(model, train[0][:200], test[0][:200], DEVICE, SETTINGS)
+
+
+def test_a_best_pick_of_the_last_epoch_is_not_sampled_again(tmp_path):
+    """generator_best.pt with generator.pt's weights shares its samples (and so its scores);
+    other weights are sampled on their own."""
+    from dcgan import checkpoint
+    from dcgan.config import load_params
+    from dcgan.evaluation import generated_sets
+    from dcgan.models import Generator
+    from conftest import PARAMS
+
+    kwargs = {"nz": 8, "ngf": 4, "nc": 1, "image_size": 28}
+    params = load_params(PARAMS, {"evaluate.batch_size": 16})
+    torch.manual_seed(0)
+    last = Generator(**kwargs).eval()
+    checkpoint.save_model(tmp_path / "generator.pt", last, kwargs)
+    checkpoint.save_model(tmp_path / "generator_best.pt", last, kwargs)
+    sets = generated_sets(tmp_path, 20, params, DEVICE)
+    assert sets["best"] is sets["generator"] and sets["generator"].shape == (20, 1, 28, 28)
+    checkpoint.save_model(tmp_path / "generator_best.pt", Generator(**kwargs).eval(), kwargs)
+    sets = generated_sets(tmp_path, 20, params, DEVICE)
+    assert sets["best"] is not sets["generator"]
+    assert not torch.equal(sets["best"], sets["generator"])

@@ -350,3 +350,17 @@ def test_resume_hint_names_the_checkpoint_resume_would_use(tmp_path, prepared):
     assert resume_hint(params, prepared, work) == (
         f"The last good checkpoint, {shorter / 'prev.pt'} (epoch 1), is kept: rerun "
         "`dvc repro train` to resume from it")
+
+
+@pytest.mark.parametrize("overrides, images, every", [
+    ({"loss": "hinge", "train.batch_size": 64}, 5000, 6),  # the quick run: 39 G steps an epoch
+    ({"loss": "bce"}, 60000, 1),  # the default job on Fashion-MNIST: 234 G steps an epoch
+    ({"loss": "wgan-gp"}, 60000, 3),  # 5 D steps: 93 G steps an epoch
+    ({"train.eval_every": 4}, 5000, 4),
+    ({"train.eval_every": 0}, 5000, 0),
+])
+def test_periodic_evaluation_auto_checks_about_every_200_g_steps(overrides, images, every):
+    from dcgan.training.stage import eval_every
+
+    params = load_params(PARAMS, {"train.eval_every": "auto", **overrides})
+    assert eval_every(params, images) == every

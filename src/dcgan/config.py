@@ -129,7 +129,8 @@ class TrainParams:
     device: str = _rule(check=check_device)  # auto | cpu | cuda | cuda:N
     precision: str = _rule(choices=("bf16", "fp32"))  # bf16 autocast applies on CUDA only
     grid_images: int = _rule(minimum=1)  # fixed-noise samples in each epoch's grid
-    eval_every: int = _rule(minimum=0)  # epochs between classifier-space FD checks; 0: off
+    # epochs between classifier-space FD checks; 0: off; auto: about every 200 G steps
+    eval_every: Optional[int] = _rule(minimum=0, unset="auto")
     eval_samples: int = _rule(minimum=2)  # samples per check (best checkpoint by lowest FD)
     nproc: int = _rule(minimum=1)  # training processes on this machine (torchrun + DDP when > 1)
     sync_bn: bool = _rule()  # batch-norm statistics over all processes' samples (CUDA only)

@@ -39,8 +39,12 @@ def run_stage(main: Callable[[], None], interrupted: str = "outputs were not wri
     meet the same error (a diverged loss, say), and the launcher names any other failure.
     Ctrl-C is one line too, saying ``interrupted`` (what is kept and how to go on) and exit
     code 130.
+    torch's CPU threads are chosen first (:mod:`dcgan.threads`).
     """
+    from dcgan import threads
+
     try:
+        threads.configure()
         main()
     except UserError as err:
         if os.environ.get("RANK", "0") == "0":  # one line, whatever a name inside it held

@@ -10,6 +10,7 @@ also imports for its periodic evaluation; a change here does not make DVC retrai
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import sys
@@ -56,6 +57,34 @@ class Real:
         return cls(train, held, *real_sets(train, held, params.evaluate.num_samples, params.seed))
 
 
+def _same_weights(a: Path, b: Path) -> bool:
+    """Whether two generator files (:func:`dcgan.checkpoint.save_model`'s) hold the same model."""
+    sa, sb = checkpoint.load(a, "cpu"), checkpoint.load(b, "cpu")
+    wa, wb = sa["state_dict"], sb["state_dict"]
+    return (sa["kwargs"] == sb["kwargs"] and wa.keys() == wb.keys()
+            and all(torch.equal(wa[k], wb[k]) for k in wa))
+
+
+def generated_sets(train: Path, n: int, params: Params,
+                   device: torch.device) -> dict[str, torch.Tensor]:
+    """``n`` samples of each generator file in ``train`` (:data:`GENERATORS`, then ``best``)."""
+    e = params.evaluate
+
+    def generated(path: Path) -> torch.Tensor:
+        g = checkpoint.load_model(path, Generator)
+        return samples_of(g, n, g.nz, device, params.seed, e.batch_size)
+
+    sets = {row: generated(train / name) for row, name in GENERATORS.items()
+            if (train / name).is_file()}
+    best = train / "generator_best.pt"
+    if best.is_file():  # the periodic evaluation's pick, scored the same way
+        # When the pick is the last epoch its file holds generator.pt's weights: the same
+        # samples, so the same scores, without sampling and scoring them twice
+        same = "generator" in sets and _same_weights(best, train / GENERATORS["generator"])
+        sets["best"] = sets["generator"] if same else generated(best)
+    return sets
+
+
 def classifier_rows(real: Real, clf: DomainClassifier, labelled: bool, train: str | Path,
                     params: Params, device: torch.device) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """Classifier-space rows for every candidate, and the image sets the other parts reuse.
@@ -71,22 +100,19 @@ def classifier_rows(real: Real, clf: DomainClassifier, labelled: bool, train: st
     """
     e = params.evaluate
     s = Settings(e.is_splits, e.kid_subset_size, e.pr_k, e.batch_size, params.seed, labelled)
+    reference = outputs(clf, real.reference, device, e.batch_size)  # once, for every row
 
     def scores(images: torch.Tensor) -> dict[str, Any]:
-        return {"classifier": classifier_scores(clf, images, real.reference, device, s)}
+        return {"classifier": classifier_scores(clf, images, reference, device, s)}
 
-    def generated(path: Path) -> torch.Tensor:
-        g = checkpoint.load_model(path, Generator)
-        return samples_of(g, len(real.reference), g.nz, device, params.seed, e.batch_size)
-
-    sets = {row: generated(Path(train) / name) for row, name in GENERATORS.items()
-            if (Path(train) / name).is_file()}
-    best = Path(train) / "generator_best.pt"
-    if best.is_file():  # the periodic evaluation's pick, scored the same way
-        sets["best"] = generated(best)
-    sets["floor"] = real.floor
+    sets = {**generated_sets(Path(train), len(real.reference), params, device),
+            "floor": real.floor}
+    scored: dict[int, dict[str, Any]] = {}  # id(images) -> scores: a set shared by two rows
+    for images in sets.values():
+        if id(images) not in scored:
+            scored[id(images)] = scores(images)
     result = {"samples": len(real.reference), "reference": real.how,
-              **{row: scores(images) for row, images in sets.items()},
+              **{row: copy.deepcopy(scored[id(images)]) for row, images in sets.items()},
               "noise": scores(noise_like(real.reference, params.seed)), "notes": []}
     if not labelled:
         result["notes"].append(UNLABELLED)
@@ -103,8 +129,13 @@ def copy_rows(result: dict[str, Any], sets: dict[str, torch.Tensor], real: Real,
     spaces = [Space("pixels", lambda x: x),
               Space("features", lambda x: outputs(clf, x, device).features)]
     check = CopyCheck(real.train, real.heldout, spaces, seed)
+    done: dict[int, dict[str, Any]] = {}  # id(images) -> copies: "best" may be "generator"'s set
     for row in (r for r in GENERATED if r in sets):
+        if id(sets[row]) in done:
+            result[row]["copies"] = copy.deepcopy(done[id(sets[row])])
+            continue
         result[row]["copies"], near = check.score(sets[row])
+        done[id(sets[row])] = result[row]["copies"]
         if row == "generator" and pairs is not None:
             samples, sources, distances = closest_pairs(sets[row], real.train, near)
             nearest_pairs(samples, sources, distances,

@@ -21,7 +21,6 @@ import pickle
 import re
 import warnings
 from pathlib import Path
-from urllib.parse import urlparse
 
 import torch
 from torch import Tensor
@@ -54,10 +53,16 @@ def weights_url() -> str:
     return URL_INCEPTION_V3
 
 
+# torch.hub names the cached download after the URL's last path component. Written out, not
+# read from torch-fidelity: importing it costs ~3 s (torchvision's models), which `evaluate.
+# inception: auto` would pay in every evaluate stage just to find the weights absent;
+# tests/test_inception.py checks it against torch-fidelity's URL.
+WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"
+
+
 def weights_file_name() -> str:
     """The file name torch-fidelity expects for the ``inception-v3-compat`` weights."""
-    # torch.hub names the cached download after the URL's last path component.
-    return os.path.basename(urlparse(weights_url()).path)
+    return WEIGHTS_FILE
 
 
 def published_sha256() -> str:

@@ -15,7 +15,7 @@ import torch
 from tqdm import tqdm
 
 from dcgan import metrics
-from dcgan.classifier import DomainClassifier, outputs
+from dcgan.classifier import DomainClassifier, Outputs, outputs
 from dcgan.data.prepared import permutation
 
 
@@ -50,17 +50,21 @@ def noise_like(reference: torch.Tensor, seed: int) -> torch.Tensor:
     return torch.rand(reference.shape, generator=gen) * 2 - 1
 
 
-def classifier_scores(model: DomainClassifier, candidate: torch.Tensor, reference: torch.Tensor,
-                      device: torch.device, s: Settings) -> dict[str, Any]:
+def classifier_scores(model: DomainClassifier, candidate: torch.Tensor,
+                      reference: torch.Tensor | Outputs, device: torch.device,
+                      s: Settings) -> dict[str, Any]:
     """Classifier-space scores of ``candidate`` images against ``reference`` images.
 
     Inception-style score from the class probabilities; Fréchet distance, KID and
     precision/recall (k-NN manifolds) in the penultimate features; the predicted-class
     histogram and the number of classes covered (mode collapse shows there). Without labels
     (``s.labelled`` False) only the feature-space scores: the class ones would be noise.
+    ``reference`` may be its :class:`Outputs` already, for callers that score many
+    candidates against one reference.
     """
     cand = outputs(model, candidate, device, s.batch_size)
-    ref = outputs(model, reference, device, s.batch_size)
+    ref = reference if isinstance(reference, Outputs) else outputs(model, reference, device,
+                                                                   s.batch_size)
     kid_mean, kid_std = metrics.kid(cand.features, ref.features, s.kid_subset_size, seed=s.seed)
     scores = {
         "frechet_distance": metrics.frechet_distance_features(cand.features, ref.features),

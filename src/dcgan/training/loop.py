@@ -11,6 +11,7 @@ the number of processes, and DDP averages the gradients. Hooks run on rank 0 onl
 
 from __future__ import annotations
 
+import copy
 import time
 from typing import Any, Sequence
 
@@ -73,6 +74,7 @@ class Trainer:
                     if train_params.ema is not None and self.world.main else None)
         self.epoch, self.history, self.wall_time = 0, History(), 0.0
         self.guard = divergence.Guard(self.nets)  # the run that left the rails stops
+        self._samplers: dict[int, torch.nn.Module] = {}  # :meth:`sampler`'s, until weights change
 
     @property
     def G(self) -> torch.nn.Module:
@@ -96,6 +98,7 @@ class Trainer:
         """Train one epoch; returns per-iteration [d_loss, g_loss, D(x), D(G(z)), G's spread]
         on the device; stops at the first step that breaks the divergence rule."""
         d_steps, nz, steps = self.d_steps, self.p.model.nz, self.steps
+        self._samplers.clear()  # the weights change from here on
         batch = self.data.epoch(self.rng)
         stats = torch.zeros(self.iters, len(COLUMNS), device=self.device)
         bar = tqdm(range(self.iters), desc=f"epoch {self.epoch + 1}/{self.epochs}", unit="it",
@@ -128,8 +131,14 @@ class Trainer:
     def sampler(self, generator: torch.nn.Module | None = None) -> torch.nn.Module:
         """A copy of ``generator`` (default: :attr:`sample_from`) ready to sample in eval mode,
         its batch-norm statistics as ``train.sample_bn`` says (:mod:`.standing`)."""
-        return standing.prepare(generator or self.sample_from, self.p.train.sample_bn,
-                                self.p.model.nz, self.batch_size, self.p.seed)
+        generator = generator or self.sample_from
+        # Prepared once per epoch end: the grid, the periodic score and the outputs all ask
+        # for it, and standing statistics cost 16 batches through G each time (a copy is
+        # returned, so a caller that moves or changes its model cannot touch the next one's).
+        if id(generator) not in self._samplers:
+            self._samplers[id(generator)] = standing.prepare(
+                generator, self.p.train.sample_bn, self.p.model.nz, self.batch_size, self.p.seed)
+        return copy.deepcopy(self._samplers[id(generator)])
 
     @torch.no_grad()
     def generate(self, z: torch.Tensor) -> torch.Tensor:
@@ -175,6 +184,7 @@ class Trainer:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Go back to where :meth:`state_dict` was taken."""
         nets = self.nets
+        self._samplers.clear()
         for module, key in ((nets.G, "G"), (nets.D, "D"), (nets.opt_g, "opt_g"),
                             (nets.opt_d, "opt_d")):
             module.load_state_dict(state[key])

@@ -20,6 +20,8 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
+import torch
+
 from dcgan import atomic, checkpoint, distributed, results
 from dcgan.config import Params
 from dcgan.data.prepared import load_meta, load_split
@@ -231,6 +233,8 @@ class Session:
                   "wall_time_s": round(trainer.wall_time, 3),
                   "images_per_second": round(trainer.history.images_per_second(), 1),
                   "device": str(trainer.device), "dtype": "bf16" if trainer.amp else "fp32",
+                  # CPU sums differ by thread count: bit-identical reruns need the same
+                  "threads": torch.get_num_threads(),
                   "processes": self.world.size, "ema": trainer.ema is not None}
         for hook in trainer.hooks:
             result.update(hook.metrics())

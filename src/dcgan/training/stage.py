@@ -1,4 +1,4 @@
-"""The train stage: checks before training, several processes when train_params, the session.
+"""The train stage: checks before training, several processes when asked, the session.
 
 ``stages/train.py`` parses its arguments, takes the trainer lock (``dcgan.lock``, before
 anything slow) and calls :func:`run` with the tracker to use (this package never imports the
@@ -34,12 +34,32 @@ from dcgan.training.workdir import RunFolder
 # distance against a seeded subset of the *training* images, to pick the best checkpoint.
 # Not the headline FD (the evaluate stage's ``scores/FD``, against held-out images).
 PERIODIC_FD = "periodic_fd_vs_train"
+RECIPE_G_STEPS = 1000  # docs/training.md: what the default recipe needs for legible samples
+# train.eval_every: auto checks about this often. Each check samples train.eval_samples images
+# and recomputes G's batch-norm statistics: on the quick run's 39-G-step epochs a check every
+# epoch cost ~5 s against ~29 s of training (a 2-core CPU under load), and a best checkpoint
+# to the nearest ~200 G steps serves as well (data sets of 50,000 images or more still check
+# every epoch at batch 128)
+EVAL_G_STEPS = 200
+
+
+def eval_every(params: Params, train_count: int) -> int:
+    """Epochs between periodic checks: ``train.eval_every``, or for ``auto`` the fewest
+    whole epochs that reach :data:`EVAL_G_STEPS` G steps (0: off)."""
+    from dcgan.losses import get
+
+    t = params.train
+    if t.eval_every is not None:
+        return t.eval_every
+    iters = plan_batches(get(params.loss), t, train_count, t.nproc).iters
+    return max(1, -(-EVAL_G_STEPS // max(iters, 1)))
 
 
 def best_generator(params: Params, classifier: Path, data: str, folder: RunFolder) -> list[Hook]:
     """The periodic-evaluation hook: classifier-space FD against a seeded train subset."""
     train_params = params.train
-    if not train_params.eval_every:
+    every = eval_every(params, load_meta(data)["splits"]["train"]["count"])
+    if not every:
         return []
     if not classifier.is_file():
         raise UserError(f"{classifier} not found: run `dvc repro classifier`, or set "
@@ -50,8 +70,8 @@ def best_generator(params: Params, classifier: Path, data: str, folder: RunFolde
     scorer = fd_scorer(model, reference, params.model.nz, device, params.seed + 1)
     rule = (f"lowest classifier-space Fréchet distance of what the run samples from, "
             f"{len(reference)} samples against as many training images, checked every "
-            f"{train_params.eval_every} epoch(s) and at the end")
-    return [BestGenerator(scorer, PERIODIC_FD, rule, train_params.eval_every, folder)]
+            f"{every} epoch(s) and at the end")
+    return [BestGenerator(scorer, PERIODIC_FD, rule, every, folder)]
 
 
 def launch(params: Params, args: Namespace) -> None:
