@@ -135,7 +135,7 @@ def test_a_best_pick_of_the_last_epoch_is_not_sampled_again(tmp_path):
     from dcgan.config import load_params
     from dcgan.evaluation import generated_sets
     from dcgan.models import Generator
-    from conftest import PARAMS
+    from helpers import PARAMS
 
     kwargs = {"nz": 8, "ngf": 4, "nc": 1, "image_size": 28}
     params = load_params(PARAMS, {"evaluate.batch_size": 16})

@@ -9,8 +9,8 @@ import textwrap
 import pytest
 
 from dcgan import threads
-from dcgan.errors import UserError
-from conftest import REPO
+from dcgan.threads import BadThreads
+from helpers import REPO
 
 
 @pytest.fixture
@@ -38,7 +38,7 @@ def test_omp_num_threads_is_left_to_torch(no_thread_env, monkeypatch):
 @pytest.mark.parametrize("value", ["0", "two", "-1", "1.5"])
 def test_a_bad_value_is_one_line(no_thread_env, monkeypatch, value):
     monkeypatch.setenv(threads.ENV, value)
-    with pytest.raises(UserError, match=rf"\$DCGAN_THREADS='{value}': expected a positive "
+    with pytest.raises(BadThreads, match=rf"\$DCGAN_THREADS='{value}': expected a positive "
                                         r"number of threads.*docs/training.md"):
         threads.choose(2, 0)
 

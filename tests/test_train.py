@@ -12,11 +12,12 @@ import pytest
 import torch
 
 from dcgan import checkpoint
+from dcgan.config import load_params
 from dcgan.data.prepared import load_meta
 from dcgan.models import Generator
 from dcgan.training import Session, TrainingDiverged, run_id
-from helpers import (REPO, TINY, kill_after_first_checkpoint, make_prepared, stage_cmd,
-                     tiny_params, write_params)
+from helpers import (PARAMS, REPO, TINY, kill_after_first_checkpoint, make_prepared,
+                     stage_cmd, tiny_params, write_params)
 
 
 def test_two_epoch_run_writes_everything(tmp_path, prepared):

@@ -6,6 +6,8 @@ import os
 import sys
 from typing import Callable
 
+from dcgan import threads
+
 
 class UserError(Exception):
     """A problem the user can fix (bad params, missing data, no network).
@@ -41,12 +43,10 @@ def run_stage(main: Callable[[], None], interrupted: str = "outputs were not wri
     code 130.
     torch's CPU threads are chosen first (:mod:`dcgan.threads`).
     """
-    from dcgan import threads
-
     try:
         threads.configure()
         main()
-    except UserError as err:
+    except (UserError, threads.BadThreads) as err:
         if os.environ.get("RANK", "0") == "0":  # one line, whatever a name inside it held
             print(f"error: {' '.join(str(err).splitlines())}", file=sys.stderr)
         sys.exit(2)

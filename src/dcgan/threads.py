@@ -62,14 +62,17 @@ def queue_workers(pid: int | None = None) -> int:
     return 0
 
 
+class BadThreads(ValueError):
+    """A thread count the user set that is not one (run_stage prints it as one line; this
+    module sits below dcgan.errors, which imports it)."""
+
+
 def choose(cores: int | None = None, workers: int | None = None) -> tuple[int | None, str]:
     """The thread count to set (None: leave torch's default) and why, in a few words."""
     asked = os.environ.get(ENV, "").strip()
     if asked:
         if not asked.isdigit() or int(asked) < 1:
-            from dcgan.errors import UserError
-
-            raise UserError(f"${ENV}={asked!r}: expected a positive number of threads, e.g. "
+            raise BadThreads(f"${ENV}={asked!r}: expected a positive number of threads, e.g. "
                             f"{ENV}=1; unset it for the automatic choice (docs/training.md)")
         return int(asked), f"${ENV}"
     if os.environ.get("OMP_NUM_THREADS"):
