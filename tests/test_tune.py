@@ -4,6 +4,7 @@ tests/test_tune_workers.py."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -124,7 +125,10 @@ def test_a_tiny_study_is_deterministic_and_leaves_its_outputs(tmp_path, capsys):
         assert f"tune {loss}: 3 of 3 trials (" in out
     report = tmp_path / "a" / "out"
     assert {p.name for p in report.iterdir()} >= {"tuning_curve.png", "trial_spread.png", "tune.md"}
-    assert "3 trials per loss" in (report / "tune.md").read_text()
+    summary = (report / "tune.md").read_text()
+    assert "3 trials per loss" in summary
+    # a share a person reads is in percent (the tuned file keeps the fraction)
+    assert "| near-copies |" in summary and re.search(r"\| \d+\.\d\d% \|", summary)
 
 
 @pytest.mark.slow

@@ -24,6 +24,13 @@ HEADER = ("# Written by `dcgan tune` (docs/tuning.md): each loss's best params f
 SCORES = ("FD", "IS", "KID", "precision", "recall", "classes", "copies")
 
 
+def _score(key: str, value: Any) -> str:
+    """A table cell: near-copies in percent (the tuned file keeps the fraction), the rest as is."""
+    if not isinstance(value, (int, float)):
+        return "–"
+    return f"{100 * value:.2f}%" if key == "copies" else f"{value:.4g}"
+
+
 def best(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
     """The COMPLETE trial of lowest FD, or None."""
     done = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))]
@@ -140,11 +147,12 @@ def spread(studies: dict[str, optuna.Study], n: int, out: Path) -> None:
 def markdown(dataset: str, records: dict[str, dict[str, Any]], n: int, steps: int) -> str:
     """The summary page: one row per loss, then the commands."""
     lines = [f"# {dataset}: tuned with `dcgan tune`, {n} trials per loss at {steps} G steps",
-             "", "| loss | trials | best trial | " + " | ".join(SCORES) + " | params |",
+             "", "| loss | trials | best trial | " + " | ".join(
+                 "near-copies" if k == "copies" else k for k in SCORES) + " | params |",
              "|---|---|---|" + "---|" * len(SCORES) + "---|"]
     for loss, r in records.items():
         t, s = r["trials"], r["scores"]
-        cells = [f"{s[k]:.4g}" if isinstance(s.get(k), (int, float)) else "–" for k in SCORES]
+        cells = [_score(k, s.get(k)) for k in SCORES]
         params = ", ".join(f"{k.split('.')[-1]}={v:.3g}" if isinstance(v, float) else
                            f"{k.split('.')[-1]}={_yaml(v)}" for k, v in r["params"].items())
         lines.append(f"| {loss} | {t['complete'] + t['pruned']} ({t['complete']} complete, "
